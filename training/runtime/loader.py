@@ -1,0 +1,335 @@
+"""Load a model + tokenizer (+ optional PEFT adapter) and pick its FIM template.
+
+torch, transformers and peft are imported inside functions: importing this module is cheap.
+
+Adapter directories (written by ``training``) hold the PEFT files, ``codellama_adapter.json``
+(``{"base_model": ..., "template": ...}``) and, when training added FIM tokens to a tokenizer
+without them, that tokenizer: it is then used instead of the base one and the base model's
+embeddings are resized to it before ``PeftModel.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from training.runtime.fim import FimTemplate, TemplateError, detect_template, template_by_name
+from training.runtime.spec import ModelSpecError, ProgressFn, is_bundled, resolve_model
+
+ADAPTER_META_FILE = "codellama_adapter.json"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+_DTYPES = ("float32", "float16", "bfloat16")
+_DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+
+
+class ModelLoadError(RuntimeError):
+    """The model or adapter could not be loaded; the message says what to do.
+
+    ``fallback`` is set when a previous adapter had already been unloaded: the
+    :class:`LoadedModel` serving the plain base model.
+    """
+
+    fallback: LoadedModel | None = None
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-generate model: eval mode, on ``device``, with its tokenizer and template."""
+
+    model: Any
+    """The ``PreTrainedModel`` (a ``PeftModel`` when an adapter is loaded)."""
+    tokenizer: Any
+    """The tokenizer (the adapter's own when it ships one)."""
+    template: FimTemplate
+    """FIM template recorded by the adapter, else detected from the tokenizer."""
+    model_id: str
+    """The spec the user asked for (e.g. ``bundled:smollm2-135m``)."""
+    adapter: str | None
+    """Adapter directory, or ``None``."""
+    device: str
+    """``cpu``, ``cuda`` or ``cuda:N``."""
+    dtype: str
+    """``float32``, ``float16`` or ``bfloat16``."""
+    base_model: Any = None
+    """The base model without adapter (same object as ``model`` when no adapter)."""
+    base_tokenizer: Any = None
+    """The base model's own tokenizer (restored when the adapter is removed)."""
+    resolved_path: str = ""
+    """What ``from_pretrained`` was called with (cache dir for the bundled model)."""
+    trust_remote_code: bool = False
+    """Passed to ``from_pretrained`` (also for an adapter's tokenizer)."""
+    base_embedding_rows: int = 0
+    """Embedding rows of the base checkpoint (restored when an adapter is removed)."""
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` → ``cuda`` when available else ``cpu``; other values are validated."""
+    import torch
+
+    device = (device or "auto").strip().lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                f"device '{device}' requested but CUDA is not available; use 'cpu' or 'auto'"
+            )
+        return device
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise ModelLoadError("device 'mps' requested but not available; use 'cpu' or 'auto'")
+        return device
+    raise ModelLoadError(f"unknown device '{device}'; use auto, cpu, cuda, cuda:N or mps")
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``auto`` → bf16 on CUDA if supported else fp16; fp32 on CPU."""
+    dtype = _DTYPE_ALIASES.get((dtype or "auto").strip().lower(), (dtype or "auto").strip().lower())
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            import torch
+
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "float16" if device == "mps" else "float32"
+    if dtype not in _DTYPES:
+        raise ModelLoadError(f"unknown dtype '{dtype}'; use auto, float32, float16 or bfloat16")
+    return dtype
+
+
+def read_adapter_meta(adapter: str | Path) -> dict[str, Any]:
+    """Read ``codellama_adapter.json`` from an adapter directory (``{}`` when absent)."""
+    path = Path(adapter) / ADAPTER_META_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path} is not valid JSON ({exc}); re-run the fine-tune") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object")
+    return data
+
+
+def write_adapter_meta(
+    adapter: str | Path, *, base_model: str, template: str, **extra: Any
+) -> Path:
+    """Write ``codellama_adapter.json`` (atomically) next to a saved adapter."""
+    directory = Path(adapter)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ADAPTER_META_FILE
+    payload = {"base_model": base_model, "template": template, **extra}
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".adapter-meta-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def adapter_has_tokenizer(adapter: str | Path) -> bool:
+    """Whether the adapter directory ships its own tokenizer (FIM tokens added in training)."""
+    return any((Path(adapter) / name).is_file() for name in _TOKENIZER_FILES)
+
+
+def _offline_hint(model: str, exc: Exception) -> ModelLoadError:
+    text = str(exc)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if offline or "offline" in text.lower() or "couldn't connect" in text.lower():
+        return ModelLoadError(
+            f"cannot load '{model}': it is not in the local Hugging Face cache and the hub is "
+            "unreachable (HF_HUB_OFFLINE or no network). Download it once with network access "
+            "(huggingface-cli download " + model + "), pass a local model directory, or use "
+            "'bundled:smollm2-135m'."
+        )
+    return ModelLoadError(f"cannot load '{model}': {text.splitlines()[0] if text else exc!r}")
+
+
+def load_tokenizer(model: str, *, trust_remote_code: bool = False) -> Any:
+    """Load just the tokenizer for a model spec (resolving the bundled model)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(model)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _offline_hint(model, exc) from exc
+
+
+def load_model(
+    model: str,
+    *,
+    adapter: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    progress: ProgressFn | None = None,
+) -> LoadedModel:
+    """Load ``model`` (spec, hub id or dir) and optionally a PEFT ``adapter`` directory.
+
+    If the adapter directory holds tokenizer files (training added FIM tokens), that tokenizer
+    is used and the base embeddings are resized to it before ``PeftModel.from_pretrained``.
+    Raises :class:`ModelLoadError` / :class:`~training.runtime.spec.ModelSpecError` with a
+    message saying what to do.
+    """
+
+    def report(done: int, message: str) -> None:
+        if progress is not None:
+            progress(done, 3, message)
+
+    if adapter is not None and not Path(adapter).is_dir():
+        raise ModelLoadError(f"adapter directory {adapter} does not exist")
+    resolved_device = resolve_device(device)
+    resolved_dtype = resolve_dtype(dtype, resolved_device)
+    report(0, f"resolving model {model}")
+    path = resolve_model(model, progress=progress if is_bundled(model) else None)
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    report(1, f"loading {model} ({resolved_device}, {resolved_dtype})")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        base = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=getattr(torch, resolved_dtype),
+            trust_remote_code=trust_remote_code,
+            low_cpu_mem_usage=True,
+        )
+    except ModelSpecError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise _offline_hint(model, exc) from exc
+    base.to(resolved_device)  # type: ignore[arg-type]
+    base.eval()
+    loaded = LoadedModel(
+        model=base,
+        tokenizer=tokenizer,
+        template=detect_template(tokenizer),
+        model_id=model,
+        adapter=None,
+        device=resolved_device,
+        dtype=resolved_dtype,
+        base_model=base,
+        base_tokenizer=tokenizer,
+        resolved_path=path,
+        trust_remote_code=trust_remote_code,
+        base_embedding_rows=_embedding_rows(base),
+    )
+    if adapter is not None:
+        report(2, f"loading adapter {adapter}")
+        loaded = apply_adapter(loaded, adapter)
+    report(3, f"model {model} ready")
+    return loaded
+
+
+def _unwrap_base(model: Any) -> Any:
+    """The plain base model under a ``PeftModel`` (adapter layers removed)."""
+    if hasattr(model, "unload") and hasattr(model, "peft_config"):
+        return model.unload()
+    return model
+
+
+def apply_adapter(loaded: LoadedModel, adapter: str | None) -> LoadedModel:
+    """Return a new :class:`LoadedModel` serving ``adapter`` (``None`` → plain base model).
+
+    The previous adapter (if any) is unloaded first; the base weights are never modified.
+    """
+    base_tokenizer = (
+        loaded.base_tokenizer if loaded.base_tokenizer is not None else loaded.tokenizer
+    )
+    # Validate the new adapter before touching the served model.
+    tokenizer = base_tokenizer
+    meta: dict[str, Any] = {}
+    directory = Path(adapter) if adapter is not None else None
+    if directory is not None:
+        if not (directory / "adapter_config.json").is_file():
+            raise ModelLoadError(
+                f"{directory} is not a PEFT adapter (no adapter_config.json); pass the directory "
+                "written by `codellama-finetune`"
+            )
+        meta = read_adapter_meta(directory)
+        if adapter_has_tokenizer(directory):
+            from transformers import AutoTokenizer
+
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(
+                    str(directory), trust_remote_code=loaded.trust_remote_code
+                )
+            except (OSError, ValueError) as exc:
+                raise ModelLoadError(
+                    f"cannot load the tokenizer saved in {directory}: {exc}"
+                ) from exc
+        template_name = meta.get("template")
+        try:
+            template = (
+                template_by_name(str(template_name), tokenizer)
+                if template_name
+                else detect_template(tokenizer)
+            )
+        except TemplateError as exc:
+            raise ModelLoadError(f"adapter {directory}: {exc}") from exc
+
+    base = loaded.base_model if loaded.base_model is not None else loaded.model
+    if loaded.adapter is not None:
+        base = _unwrap_base(loaded.model)
+    rows = loaded.base_embedding_rows or _embedding_rows(base)
+    plain = replace(
+        loaded,
+        model=base,
+        base_model=base,
+        tokenizer=base_tokenizer,
+        template=detect_template(base_tokenizer),
+        adapter=None,
+        base_embedding_rows=rows,
+    )
+    if directory is None:
+        _resize_embeddings(base, rows)
+        return plain
+    # Training grows the embeddings only when the tokenizer outgrew them (padded vocabularies
+    # such as Qwen's already have spare rows); mirror that here.
+    _resize_embeddings(base, max(rows, len(tokenizer)))
+
+    from peft import PeftModel
+
+    try:
+        model = PeftModel.from_pretrained(base, str(directory), is_trainable=False)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        _resize_embeddings(base, rows)
+        error = ModelLoadError(
+            f"adapter {directory} does not fit model {loaded.model_id}: {exc}. "
+            f"It was trained for {meta.get('base_model', 'an unknown base model')}."
+        )
+        error.fallback = plain
+        raise error from exc
+    model.to(loaded.device)
+    model.eval()
+    return replace(
+        loaded,
+        model=model,
+        base_model=base,
+        tokenizer=tokenizer,
+        template=template,
+        adapter=str(directory),
+    )
+
+
+def _embedding_rows(model: Any) -> int:
+    return int(model.get_input_embeddings().weight.shape[0])
+
+
+def _resize_embeddings(model: Any, size: int) -> None:
+    """Grow/shrink the input (and tied output) embeddings to ``size`` rows if they differ."""
+    if _embedding_rows(model) != size:
+        model.resize_token_embeddings(size, mean_resizing=False)
