@@ -146,7 +146,9 @@ async def serve_and_tune(workspace: Path, max_steps: int, max_minutes: float) ->
         report = load_report(Path(str(last.get("run"))))
         if report:
             print(f"  base    {fmt_metrics(report['base'])}")
-            print(f"  adapter {fmt_metrics(report['adapter'])}   ({report['holes']} held-out holes)")
+            print(
+                f"  adapter {fmt_metrics(report['adapter'])}   ({report['holes']} held-out holes)"
+            )
         print(f"served adapter: {final.get('servedAdapter')}")
 
         banner("5. The same completion from the tuned model")
@@ -172,7 +174,9 @@ async def timed_completion(client: Any, uri: str, position: tuple[int, int]) -> 
     """Request an inline completion at ``position`` and print it with its latency."""
     started = time.perf_counter()
     text: str = await client.inline_completion(uri, *position)
-    print(f"inline completion at {NEW_FILE}:{position[0] + 1} in {(time.perf_counter() - started) * 1000:.0f} ms:")
+    print(
+        f"inline completion at {NEW_FILE}:{position[0] + 1} in {(time.perf_counter() - started) * 1000:.0f} ms:"
+    )
     print(indent(text or "(empty)"))
     return text
 

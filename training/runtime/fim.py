@@ -195,6 +195,23 @@ def detect_template(tokenizer: Any) -> FimTemplate:
     return template_by_name("none", tokenizer)
 
 
+def _control_ids(tokenizer: Any) -> set[int]:
+    """Ids of special / FIM control tokens: a middle never contains one, so each ends it.
+
+    Without this a weak model that emits ``<fim_prefix>`` or ``<|im_start|>`` would have the
+    token's text shown to the user as part of the completion.
+    """
+    ids = {int(t) for t in getattr(tokenizer, "all_special_ids", []) or []}
+    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    ids.update(int(tid) for tid, added in decoder.items() if getattr(added, "special", False))
+    for tokens in _FAMILY_TOKENS.values():
+        for token in tokens:
+            tid = _token_id(tokenizer, token)
+            if tid is not None:
+                ids.add(tid)
+    return ids
+
+
 def template_by_name(name: str, tokenizer: Any) -> FimTemplate:
     """Build the named template with ids from ``tokenizer`` (clear error if tokens missing)."""
     if name not in TEMPLATE_NAMES:
@@ -213,6 +230,7 @@ def template_by_name(name: str, tokenizer: Any) -> FimTemplate:
     )
     if end_id is not None:
         stops.add(end_id)
+    stops |= _control_ids(tokenizer)
     if name == "none":
         bos = tokenizer.bos_token_id if _adds_bos(tokenizer) else None
         return FimTemplate(name="none", end_id=end_id, bos_id=bos, stop_ids=frozenset(stops))

@@ -1,0 +1,1 @@
+"""Server features: one class each, listed in ``lsp_server.setup.FEATURES``."""

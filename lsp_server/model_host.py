@@ -1,0 +1,279 @@
+"""The served model's lifecycle: load in the background, hot-swap adapters, report status.
+
+All model work runs on the :class:`~lsp_server.worker.ModelWorker` thread, so nothing here
+blocks the event loop and the engine is only ever touched from one thread. torch and the model
+runtime are imported inside worker jobs: importing this module is cheap, which is what lets the
+server answer ``initialize`` before torch is loaded.
+
+Failures a user can fix (bad model path, missing bundled package, out of memory) become a
+:class:`LoadFailure` whose message says what to do; the host then stays in ``failed`` state and
+completions answer empty until a new ``model``/``adapter`` setting triggers another load.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from lsp_server.settings import Settings
+from lsp_server.worker import ModelWorker
+
+if TYPE_CHECKING:
+    from training.runtime.engine import CompletionRequest, CompletionResult, Engine
+
+__all__ = ["LoadFailure", "LoadState", "ModelHost", "ModelKey", "ProgressFn"]
+
+T = TypeVar("T")
+ProgressFn = Callable[[int, "int | None", str], None]
+logger = logging.getLogger(__name__)
+
+
+class LoadState(str, enum.Enum):
+    """Where the model is in its lifecycle (the value is shown in ``codellama.status``)."""
+
+    NOT_LOADED = "not loaded"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class LoadFailure(RuntimeError):
+    """A model load failed; ``str(self)`` is a user-facing message saying what to do."""
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """The settings that require a full reload when they change (adapter alone hot-swaps)."""
+
+    model: str
+    device: str
+    dtype: str
+    trust_remote_code: bool
+
+    @classmethod
+    def of(cls, settings: Settings) -> ModelKey:
+        """The reload-relevant part of ``settings``."""
+        return cls(settings.model, settings.device, settings.dtype, settings.trust_remote_code)
+
+
+def _user_message(what: str, exc: BaseException) -> str:
+    """Turn a load exception (of a model or an adapter) into a message that says what to do."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return (
+            f"Out of memory loading {what}. Choose a smaller model "
+            "(codellama.model = 'bundled:smollm2-135m'), set codellama.dtype to 'float16', "
+            "or close other programs using the GPU."
+        )
+    kind = type(exc).__name__
+    if kind in {"ModelLoadError", "ModelSpecError"}:
+        return f"Could not load {what}: {text}"
+    return (
+        f"Could not load {what} ({kind}: {text}). Check codellama.model "
+        "(a Hugging Face id, a local model directory or 'bundled:smollm2-135m') and "
+        "codellama.adapter; the server keeps running without completions."
+    )
+
+
+class ModelHost:
+    """Owns the engine; every call that touches it is a job on the model worker."""
+
+    def __init__(self, worker: ModelWorker) -> None:
+        self.worker = worker
+        self.state = LoadState.NOT_LOADED
+        self.error: str | None = None
+        """User-facing message of the last failed load."""
+        self.key: ModelKey | None = None
+        self.adapter: str | None = None
+        self.info: dict[str, Any] = {}
+        """model id, device, dtype, template, adapter of the served model (for status)."""
+        self.load_seconds: float | None = None
+        self._engine: Engine | None = None
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """True when completions can be served."""
+        return self.state is LoadState.READY and self._engine is not None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self, settings: Settings, progress: ProgressFn | None = None) -> Future[None]:
+        """Queue a (re)load for ``settings``; a newer load makes queued older ones no-ops.
+
+        The future fails with :class:`LoadFailure` (user-facing message) on error.
+        """
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+            self.state = LoadState.LOADING
+            self.error = None
+        return self.worker.submit(
+            lambda: self._load_job(settings, generation, progress), name="load model"
+        )
+
+    def _load_job(self, settings: Settings, generation: int, progress: ProgressFn | None) -> None:
+        if generation != self._generation:
+            return  # superseded by a newer settings change while queued
+        started = time.perf_counter()
+        report = progress or (lambda done, total, message: None)
+        key = ModelKey.of(settings)
+        if self._engine is not None and key == self.key:
+            try:
+                self._swap_adapter(settings.adapter, report)
+            except BaseException as exc:
+                # Keep serving what worked before; the user still learns why the swap failed.
+                message = _user_message(f"adapter '{settings.adapter}'", exc)
+                with self._lock:
+                    if generation == self._generation:
+                        self.state = LoadState.READY
+                raise LoadFailure(
+                    f"{message} (still serving adapter: {self.adapter or 'none'})"
+                ) from exc
+        try:
+            if self._engine is None or key != self.key:
+                self._engine = None  # free the old model before loading the new one
+                self._full_load(settings, report)
+            self._configure_engine(settings)
+            report(4, 5, "warming up")
+            self._warm_up()
+        except BaseException as exc:
+            message = _user_message(f"model '{settings.model or 'default'}'", exc)
+            logger.error("model load failed: %s", message, exc_info=True)
+            with self._lock:
+                if generation == self._generation:
+                    self.state, self.error = LoadState.FAILED, message
+            raise LoadFailure(message) from exc
+        with self._lock:
+            self.key = key
+            self.adapter = settings.adapter
+            self.load_seconds = time.perf_counter() - started
+            if generation == self._generation:
+                self.state = LoadState.READY
+        report(5, 5, "ready")
+
+    def _full_load(self, settings: Settings, report: ProgressFn) -> None:
+        report(0, 5, "importing torch and transformers")
+        from training.runtime.loader import load_model
+        from training.runtime.spec import default_model
+
+        model = settings.model or default_model()
+        report(1, 5, f"loading {model}")
+
+        def loader_progress(done: int, total: int | None, message: str) -> None:
+            report(1, 5, message)
+
+        loaded = load_model(
+            model,
+            adapter=settings.adapter,
+            device=settings.device,
+            dtype=settings.dtype,
+            trust_remote_code=settings.trust_remote_code,
+            progress=loader_progress,
+        )
+        self.info = _describe(loaded)
+        from training.runtime.engine import Engine
+
+        self._engine = Engine(loaded)
+
+    def _swap_adapter(self, adapter: str | None, report: ProgressFn) -> None:
+        assert self._engine is not None
+        if adapter == self.adapter:
+            return
+        report(2, 5, f"switching adapter to {adapter or 'none'}")
+        self._engine.set_adapter(adapter)
+        self.info = _describe(self._engine.loaded)
+
+    def _configure_engine(self, settings: Settings) -> None:
+        """Rebuild the (cheap) engine wrapper if engine-level settings changed."""
+        from training.runtime.engine import Engine
+
+        assert self._engine is not None
+        wanted = (settings.context_tokens, settings.prompt_lookup)
+        if self.info.get("_engine_settings") != wanted:
+            self._engine = Engine(
+                self._engine.loaded,
+                context_tokens=settings.context_tokens,
+                prompt_lookup=settings.prompt_lookup > 0,
+                prompt_lookup_num_tokens=max(1, settings.prompt_lookup),
+            )
+            self.info["_engine_settings"] = wanted
+
+    def _warm_up(self) -> None:
+        """One tiny generation: the first call is much slower than later ones."""
+        from training.runtime.engine import CompletionRequest
+
+        assert self._engine is not None
+        self._engine.complete(
+            CompletionRequest("warmup.py", "def main():\n    ", "", max_new_tokens=2)
+        )
+        self._engine.reset_cache()
+
+    def reconfigure(self, settings: Settings) -> Future[None]:
+        """Apply engine-level settings (context, prompt lookup) without reloading weights."""
+
+        def job() -> None:
+            if self._engine is not None:
+                self._configure_engine(settings)
+
+        return self.worker.submit(job, name="configure engine")
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def complete(
+        self, request: CompletionRequest, cancel: threading.Event
+    ) -> Future[CompletionResult]:
+        """Queue one completion; skipped if ``cancel`` is set before it starts."""
+        return self.run(
+            lambda engine: engine.complete(request, cancel), cancel=cancel, name="complete"
+        )
+
+    def run(
+        self,
+        fn: Callable[[Engine], T],
+        *,
+        cancel: threading.Event | None = None,
+        name: str = "model job",
+    ) -> Future[T]:
+        """Run ``fn(engine)`` on the model worker: the seam for features needing the model.
+
+        Fails with :class:`LoadFailure` if no model is ready when the job starts.
+        """
+
+        def job() -> T:
+            engine = self._engine
+            if engine is None or self.state is not LoadState.READY:
+                raise LoadFailure(self.error or f"the model is {self.state.value}")
+            return fn(engine)
+
+        return self.worker.submit(job, cancel=cancel, name=name)
+
+    def status(self) -> dict[str, Any]:
+        """Load state and what is served, for ``codellama.status``."""
+        info = {k: v for k, v in self.info.items() if not k.startswith("_")}
+        return {
+            "state": self.state.value,
+            "error": self.error,
+            **info,
+            "loadSeconds": round(self.load_seconds, 2) if self.load_seconds else None,
+            "busy": self.worker.busy,
+            "currentJob": self.worker.current_job,
+        }
+
+
+def _describe(loaded: Any) -> dict[str, Any]:
+    return {
+        "model": loaded.model_id,
+        "resolvedPath": loaded.resolved_path,
+        "device": loaded.device,
+        "dtype": loaded.dtype,
+        "adapter": loaded.adapter,
+        "template": loaded.template.name,
+    }

@@ -1,0 +1,231 @@
+"""User settings of the server: one tree of defaulted dataclasses, filled from camelCase JSON.
+
+Settings arrive as ``initializationOptions`` and as the ``codellama`` section of
+``workspace/configuration`` (VS Code ``settings.json``, Neovim ``settings = {codellama = ...}``).
+:func:`parse_settings` never raises: each invalid value is replaced by its default and reported
+as a :class:`SettingError` naming the setting and saying why, so the server can tell the user
+and carry on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal, get_args, get_origin
+
+import cattrs
+
+__all__ = [
+    "SECTION",
+    "SettingError",
+    "Settings",
+    "merge_settings",
+    "parse_settings",
+    "settings_from_sources",
+]
+
+SECTION = "codellama"
+"""The ``workspace/configuration`` section (and the key under which clients nest settings)."""
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+LogLevel = Literal["error", "warning", "info", "debug"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a user can configure. Field names are snake_case; JSON keys are camelCase."""
+
+    model: str = ""
+    """Model to serve: hub id, local Hugging Face directory or ``bundled:smollm2-135m``.
+    Empty: CodeLlama-7B when a CUDA GPU is present, the bundled model otherwise."""
+
+    adapter: str | None = None
+    """Optional PEFT (LoRA) adapter directory served on top of ``model``; null for none."""
+
+    device: Device = "auto"
+    """Where the model runs: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``mps``."""
+
+    dtype: Dtype = "auto"
+    """Weight dtype: ``auto`` (bf16/fp16 on CUDA, fp32 on CPU), ``float32``, ``float16``, ``bfloat16``."""
+
+    trust_remote_code: bool = False
+    """Allow model repositories to run their own Python code when loading (off unless you trust it)."""
+
+    max_new_tokens: int = 64
+    """Upper bound on generated tokens per completion (1–4096)."""
+
+    context_tokens: int = 1536
+    """Prompt budget in tokens, prefix-heavy, cut at line boundaries (64–32768)."""
+
+    debounce_ms: int = 75
+    """Wait this long after a keystroke before starting the model; a newer keystroke cancels (0–5000)."""
+
+    prompt_lookup: int = 0
+    """Prompt-lookup decoding: number of tokens to copy from the context per step; 0 disables (0–64)."""
+
+    log_level: LogLevel = "info"
+    """Minimum level of messages sent to the editor's log (and ``logFile``)."""
+
+    log_file: str | None = None
+    """Also append the server log to this file; null for no file."""
+
+    refactor_model: str | None = None
+    """Model for refactor code actions; null reuses ``model``."""
+
+    watch_dataset: bool = False
+    """Keep the workspace dataset in sync with file changes while the server runs."""
+
+    state_dir: str | None = None
+    """Where dataset, adapters and reports live; null for ``<workspace>/.codellama``."""
+
+
+_LIMITS: dict[str, tuple[int, int]] = {
+    "max_new_tokens": (1, 4096),
+    "context_tokens": (64, 32768),
+    "debounce_ms": (0, 5000),
+    "prompt_lookup": (0, 64),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingError:
+    """One rejected setting: its camelCase name, the offending value and why it was rejected."""
+
+    name: str
+    value: Any
+    reason: str
+    unknown: bool = False
+    """True for keys we do not know (clients may send their own settings): log, don't nag."""
+
+    def __str__(self) -> str:
+        return f"{SECTION}.{self.name} = {self.value!r}: {self.reason}"
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+_FIELDS = {_camel(f.name): f for f in dataclasses.fields(Settings)}
+_converter = cattrs.Converter(forbid_extra_keys=True)
+# cattrs would happily turn "12" into 12 and 1.5 into 1; settings typed in JSON deserve strictness.
+_converter.register_structure_hook(int, lambda v, _: _strict(v, int))
+_converter.register_structure_hook(bool, lambda v, _: _strict(v, bool))
+_converter.register_structure_hook(str, lambda v, _: _strict(v, str))
+
+
+_KIND_NAMES = {int: "an integer", bool: "true or false", str: "a string"}
+
+
+def _strict(value: Any, kind: type) -> Any:
+    if kind is int and isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")
+    if not isinstance(value, kind):
+        raise ValueError(f"expected {_KIND_NAMES[kind]}, got {type(value).__name__}")
+    return value
+
+
+def _describe(annotation: Any) -> str:
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(annotation))
+    return str(annotation)
+
+
+def _convert(name: str, annotation: Any, value: Any) -> Any:
+    """Structure one value, raising ``ValueError`` with a user-readable reason."""
+    if get_origin(annotation) is Literal:
+        if value not in get_args(annotation):
+            raise ValueError(f"expected {_describe(annotation)}")
+        return value
+    try:
+        result = _converter.structure(value, annotation)
+    except Exception as exc:
+        raise ValueError(_reason(exc)) from exc
+    if name in _LIMITS:
+        low, high = _LIMITS[name]
+        if not low <= result <= high:
+            raise ValueError(f"must be between {low} and {high}")
+    if isinstance(result, str) and name in {"adapter", "log_file", "refactor_model", "state_dir"}:
+        result = result.strip() or None
+    return result
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.BaseValidationError) and exc.exceptions:
+        return _reason(exc.exceptions[0])
+    return str(exc) or type(exc).__name__
+
+
+def _unwrap(raw: Any) -> Mapping[str, Any] | None:
+    """Accept both ``{"model": ...}`` and ``{"codellama": {"model": ...}}``."""
+    if not isinstance(raw, Mapping):
+        return None
+    nested = raw.get(SECTION)
+    if isinstance(nested, Mapping):
+        return nested
+    return raw
+
+
+def parse_settings(
+    raw: Any, *, base: Settings | None = None
+) -> tuple[Settings, list[SettingError]]:
+    """Build settings from client JSON; invalid values keep the ``base`` (default) value.
+
+    Unknown keys are reported too (a typo would otherwise be silently ignored). ``None`` values
+    mean "unset" and keep the base value, as VS Code sends null for cleared settings.
+    """
+    base = base or Settings()
+    errors: list[SettingError] = []
+    if raw is None:
+        return base, errors
+    data = _unwrap(raw)
+    if data is None:
+        return base, [SettingError("", raw, "settings must be a JSON object")]
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        field = _FIELDS.get(key)
+        if field is None:
+            if key != SECTION:
+                errors.append(SettingError(str(key), value, "unknown setting (ignored)", True))
+            continue
+        if value is None:
+            if type(None) in get_args(_annotation(field)):
+                values[field.name] = None
+            continue
+        try:
+            values[field.name] = _convert(field.name, _annotation(field), value)
+        except ValueError as exc:
+            errors.append(SettingError(key, value, str(exc)))
+    return dataclasses.replace(base, **values), errors
+
+
+def _annotation(field: dataclasses.Field[Any]) -> Any:
+    # ``from __future__ import annotations`` leaves strings; resolve them against this module.
+    return eval(field.type, globals()) if isinstance(field.type, str) else field.type
+
+
+def merge_settings(*sources: Any) -> dict[str, Any]:
+    """Overlay raw settings objects left to right (later wins); non-objects are skipped."""
+    merged: dict[str, Any] = {}
+    for source in sources:
+        data = _unwrap(source)
+        if data:
+            merged.update({k: v for k, v in data.items() if v is not None})
+    return merged
+
+
+def settings_from_sources(*sources: Any) -> tuple[Settings, list[SettingError]]:
+    """Parse the overlay of ``initializationOptions`` and ``workspace/configuration`` results."""
+    return parse_settings(merge_settings(*sources))
+
+
+def log_level_number(level: str) -> int:
+    """Map a ``logLevel`` setting to a :mod:`logging` level."""
+    return getattr(logging, level.upper(), logging.INFO)
+
+
+def as_json(settings: Settings) -> dict[str, Any]:
+    """The camelCase JSON view of ``settings`` (for status reports and logs)."""
+    return {_camel(k): v for k, v in dataclasses.asdict(settings).items()}

@@ -1,0 +1,194 @@
+"""End to end over stdio: finetune → $/progress → adapter hot-swapped → status → completions.
+
+The server trains a LoRA adapter for the tiny Llama in a subprocess on the workspace written
+into the test's root folder, evaluates it, and swaps it in; completions are requested while the
+trainer runs.  The gate tolerance is raised so that a random tiny model's noisy metrics cannot
+block promotion (the gate itself is unit-tested in tests/training).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CORPUS, StartServer
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+from server_helpers import inline, open_document, status, wait_for_state
+
+pytestmark = pytest.mark.slow
+
+FILES = {
+    "pkg/geometry.py": CORPUS[0],
+    "pkg/strings.py": """
+        def snake_to_camel(name: str) -> str:
+            head, *rest = name.split("_")
+            return head + "".join(part.title() for part in rest)
+
+
+        def truncate(text: str, width: int) -> str:
+            return text if len(text) <= width else text[: width - 1] + "…"
+    """,
+    "pkg/stats.py": """
+        def variance(values: list[float]) -> float:
+            m = sum(values) / len(values)
+            return sum((v - m) ** 2 for v in values) / len(values)
+
+
+        def median(values: list[float]) -> float:
+            ordered = sorted(values)
+            mid = len(ordered) // 2
+            return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    """,
+    "pkg/config.py": """
+        import json
+        from pathlib import Path
+
+
+        def load_config(path: Path) -> dict:
+            with path.open() as f:
+                return json.load(f)
+
+
+        def save_config(path: Path, config: dict) -> None:
+            path.write_text(json.dumps(config, indent=2))
+    """,
+    "pkg/queue.py": """
+        class Queue:
+            def __init__(self) -> None:
+                self.items: list[int] = []
+
+            def push(self, item: int) -> None:
+                self.items.append(item)
+
+            def pop(self) -> int:
+                return self.items.pop(0)
+    """,
+}
+
+
+def _write_workspace(root: Path) -> None:
+    for rel, text in FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+async def _execute(client: LanguageClient, name: str, *args: Any) -> Any:
+    return await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=name, arguments=list(args))
+    )
+
+
+async def _wait_training(
+    client: LanguageClient, state: str, timeout: float = 240
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        report = await status(client)
+        training = report["features"]["finetune"]["training"]
+        if training["state"] == state:
+            return report
+        assert time.monotonic() < deadline, f"training still {training}"
+        await asyncio.sleep(0.25)
+
+
+def _finetune_progress(client: LanguageClient) -> list[Any]:
+    for reports in client.progress_reports.values():
+        if reports and getattr(reports[0], "title", "") == "codellama: fine-tuning":
+            return list(reports)
+    return []
+
+
+FAST = {
+    "maxSteps": 4,
+    "contextLen": 128,
+    "batchSize": 2,
+    "maxHoles": 4,
+    "evalMaxNewTokens": 4,
+    "valFraction": 0.2,
+    "gateTolerance": 100.0,
+}
+
+
+@pytest.mark.parametrize("profile", ["visual-studio-code"])
+async def test_finetune_swaps_adapter_and_keeps_serving(
+    start_server: StartServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    _write_workspace(tmp_path)
+    client = await start_server({"model": str(tiny_model), "device": "cpu"})
+    await wait_for_state(client, "ready")
+    uri = (tmp_path / "pkg" / "geometry.py").as_uri()
+    open_document(client, uri, (tmp_path / "pkg" / "geometry.py").read_text())
+
+    started = await _execute(client, "codellama.finetune", FAST)
+    assert started["started"] is True
+    run_dir = Path(started["run"])
+
+    refused = await _execute(client, "codellama.finetune")
+    assert refused["started"] is False and "already running" in refused["error"]
+
+    # completions keep being answered while the trainer runs
+    answered = 0
+    while (await status(client))["features"]["finetune"]["training"]["state"] != "idle":
+        await inline(client, uri, 9, 8)
+        answered += 1
+        await asyncio.sleep(0.5)
+    assert answered >= 1
+
+    report = await status(client)
+    last = report["features"]["finetune"]["lastRun"]
+    assert last["status"] == "success", last
+    assert last["promote"] is True
+    adapter = str(run_dir / "adapter")
+    assert last["adapter"] == adapter
+    assert report["features"]["finetune"]["servedAdapter"] == adapter
+    assert report["model"]["adapter"] == adapter
+    for name in ("adapter_config.json", "adapter_model.safetensors", "codellama_adapter.json"):
+        assert (run_dir / "adapter" / name).is_file()
+    assert (run_dir / "eval.json").is_file() and (run_dir / "loss.png").is_file()
+
+    progress = _finetune_progress(client)
+    reports = [p for p in progress if isinstance(p, types.WorkDoneProgressReport)]
+    assert any(p.message and "loss" in p.message and "eta" in p.message for p in reports)
+    assert any(p.percentage == 100 for p in reports)
+    assert progress[0].cancellable is True
+    assert isinstance(progress[-1], types.WorkDoneProgressEnd)
+    shown = [m.message for m in client.messages if "now serving" in m.message]
+    assert shown and "EM" in shown[0]
+
+    # the swapped model still answers
+    text = await inline(client, uri, 9, 8)
+    assert isinstance(text, str)
+
+
+@pytest.mark.parametrize("profile", ["neovim"])
+async def test_cancel_keeps_served_model_and_checkpoint(
+    start_server: StartServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    _write_workspace(tmp_path)
+    client = await start_server({"model": str(tiny_model), "device": "cpu"})
+    await wait_for_state(client, "ready")
+    started = await _execute(client, "codellama.finetune", {**FAST, "maxSteps": 100000})
+    run_dir = Path(started["run"])
+    deadline = time.monotonic() + 180
+    while True:
+        training = (await status(client))["features"]["finetune"]["training"]
+        if training.get("step"):
+            break
+        assert time.monotonic() < deadline, training
+        await asyncio.sleep(0.2)
+    cancelled = await _execute(client, "codellama.cancelFinetune")
+    assert cancelled["cancelled"] is True
+    report = await _wait_training(client, "idle", timeout=120)
+    last = report["features"]["finetune"]["lastRun"]
+    assert last["status"] == "canceled", last
+    assert report["model"]["adapter"] in (None, "")
+    assert not (run_dir / "adapter").exists()
+    assert list((run_dir / "checkpoints").glob("step-*/optimizer.pt"))
+    assert any("cancelled" in m.message for m in client.messages)
+    assert (await _execute(client, "codellama.cancelFinetune"))["cancelled"] is False

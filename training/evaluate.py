@@ -1,0 +1,288 @@
+"""Evaluate base vs adapter on held-out files: ``codellama-eval`` / ``python -m training.evaluate``.
+
+Holes cut from the validation files (same stable split as training) are completed greedily by
+the runtime's :class:`~training.runtime.engine.Engine` — the same code path the server uses — and
+scored with exact match, edit similarity and identifier match.  :func:`gate` decides whether a
+new adapter may replace the one being served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from training.holes import Hole, make_holes
+from training.metrics import score
+
+GATE_METRICS = ("exact_match", "edit_similarity", "identifier_em", "identifier_f1")
+
+
+def run_holes(
+    engine: Any,
+    holes: Sequence[Hole],
+    *,
+    max_new_tokens: int = 48,
+    cancel: Any = None,
+    on_hole: Callable[[int, int], None] | None = None,
+) -> list[str]:
+    """Greedy completions for each hole (block holes get twice the token budget)."""
+    from training.runtime.engine import CompletionRequest
+
+    preds: list[str] = []
+    for i, h in enumerate(holes):
+        block = h.kind == "block"
+        req = CompletionRequest(
+            path=h.path,
+            prefix=h.prefix,
+            suffix=h.suffix,
+            max_new_tokens=max_new_tokens * (2 if block else 1),
+            multiline=block,
+        )
+        preds.append(engine.complete(req, cancel).text)
+        if on_hole is not None:
+            on_hole(i + 1, len(holes))
+    return preds
+
+
+def _scores(holes: Sequence[Hole], preds: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "all": score(zip(preds, [h.target for h in holes], strict=True)).as_dict()
+    }
+    for kind in ("line", "block"):
+        pairs = [(p, h.target) for p, h in zip(preds, holes, strict=True) if h.kind == kind]
+        out[kind] = score(pairs).as_dict()
+    return out
+
+
+def evaluate_engine(
+    engine: Any,
+    holes: Sequence[Hole],
+    *,
+    adapter: str | None,
+    baseline_adapter: str | None = None,
+    max_new_tokens: int = 48,
+    on_hole: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score ``baseline_adapter`` (None: base model) then ``adapter`` on the same holes.
+
+    The engine ends up serving whatever it served before the call.
+    """
+    previous = engine.loaded.adapter
+    report: dict[str, Any] = {"holes": len(holes), "max_new_tokens": max_new_tokens}
+    t0 = time.monotonic()
+    engine.set_adapter(baseline_adapter)
+    base_preds = run_holes(engine, holes, max_new_tokens=max_new_tokens, on_hole=on_hole)
+    report["base"] = {"adapter": baseline_adapter, **_scores(holes, base_preds)}
+    report["base_seconds"] = round(time.monotonic() - t0, 2)
+    if adapter is not None:
+        t1 = time.monotonic()
+        engine.set_adapter(adapter)
+        new_preds = run_holes(engine, holes, max_new_tokens=max_new_tokens, on_hole=on_hole)
+        report["adapter"] = {"adapter": adapter, **_scores(holes, new_preds)}
+        report["adapter_seconds"] = round(time.monotonic() - t1, 2)
+        report["delta"] = {
+            k: round(report["adapter"]["all"][k] - report["base"]["all"][k], 2)
+            for k in GATE_METRICS
+        }
+    else:
+        new_preds = []
+    report["samples"] = [
+        {
+            "path": h.path,
+            "kind": h.kind,
+            "target": h.target,
+            "base": base_preds[i],
+            **({"adapter": new_preds[i]} if new_preds else {}),
+        }
+        for i, h in enumerate(holes[:12])
+    ]
+    if engine.loaded.adapter != previous:
+        engine.set_adapter(previous)
+    return report
+
+
+def evaluate_adapter(
+    validation: Sequence[dict[str, Any]],
+    *,
+    base_model: str,
+    adapter: str | None,
+    baseline_adapter: str | None = None,
+    max_holes: int = 60,
+    max_new_tokens: int = 48,
+    seed: int = 0,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Load the base model into an Engine and compare baseline vs ``adapter`` on the records."""
+    from training.runtime.engine import Engine
+    from training.runtime.loader import load_model
+
+    holes = make_holes(validation, max_holes=max_holes, seed=seed)
+    engine = Engine(load_model(base_model, device=device))
+    report = evaluate_engine(
+        engine,
+        holes,
+        adapter=adapter,
+        baseline_adapter=baseline_adapter,
+        max_new_tokens=max_new_tokens,
+    )
+    report.update(base_model=base_model, files=len(validation), seed=seed)
+    return report
+
+
+def gate(
+    report: dict[str, Any], *, metric: str = "exact_match", tolerance: float = 0.0
+) -> dict[str, Any]:
+    """Promote the new adapter only if ``metric`` is not worse than the served one (− tolerance)."""
+    if metric not in GATE_METRICS:
+        raise ValueError(f"gate metric must be one of {', '.join(GATE_METRICS)}, not {metric}")
+    if "adapter" not in report or not report.get("holes"):
+        return {"promote": False, "metric": metric, "reason": "no evaluation holes: not promoted"}
+    new = float(report["adapter"]["all"][metric])
+    served = float(report["base"]["all"][metric])
+    what = "served adapter" if report["base"].get("adapter") else "base model"
+    reason = f"{metric} {new:.1f} vs {served:.1f} for the {what}"
+    promote = new >= served - tolerance
+    if promote and new <= served:
+        # Not better on the gate metric (a tie, or within tolerance): the other metrics decide,
+        # so an adapter that keeps EM at 0 while its edit similarity halves is not promoted.
+        for other in GATE_METRICS:
+            if other == metric or other not in report["adapter"]["all"]:
+                continue
+            a, b = float(report["adapter"]["all"][other]), float(report["base"]["all"][other])
+            if a < b - tolerance:
+                promote = False
+                reason += f", and {other} drops {a:.1f} vs {b:.1f}"
+                break
+    verdict = "promoted" if promote else "not promoted"
+    return {
+        "promote": promote,
+        "metric": metric,
+        "new": round(new, 2),
+        "served": round(served, 2),
+        "tolerance": tolerance,
+        "reason": f"{reason}: {verdict}",
+    }
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """A small Markdown table of the report."""
+    cols = [
+        ("EM", "exact_match"),
+        ("ES", "edit_similarity"),
+        ("ID-EM", "identifier_em"),
+        ("ID-F1", "identifier_f1"),
+    ]
+    lines = [
+        f"# Evaluation: {report.get('base_model', '')}",
+        "",
+        f"{report.get('holes', 0)} holes from {report.get('files', '?')} held-out files "
+        f"(seed {report.get('seed', 0)}, greedy, max {report.get('max_new_tokens')} new tokens).",
+        "",
+        "| model | subset | n | " + " | ".join(c for c, _ in cols) + " |",
+        "|---|---|---|" + "---|" * len(cols),
+    ]
+    for side in ("base", "adapter"):
+        if side not in report:
+            continue
+        name = report[side].get("adapter") or "base model"
+        for subset in ("all", "line", "block"):
+            s = report[side][subset]
+            vals = " | ".join(f"{s[k]:.1f}" for _, k in cols)
+            lines.append(
+                f"| {side} ({Path(name).name if side == 'adapter' else name}) | {subset} | {s['n']} | {vals} |"
+            )
+    if "gate" in report:
+        lines += ["", f"Gate: {report['gate']['reason']}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], run_dir: str | Path) -> tuple[Path, Path]:
+    """``eval.json`` and ``eval.md`` in the run directory."""
+    d = Path(run_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    js, md = d / "eval.json", d / "eval.md"
+    js.write_text(json.dumps(report, indent=2, default=str))
+    md.write_text(report_markdown(report))
+    return js, md
+
+
+def validation_records(
+    source: str, *, val_fraction: float = 0.1, all_files: bool = False
+) -> list[dict[str, Any]]:
+    """The held-out records of a workspace/dataset (the same split training uses)."""
+    from training.split import split_records
+    from training.train import read_records
+
+    records = read_records(source)
+    if all_files:
+        return [r for r in records if r.get("source", "file") == "file"]
+    return split_records(records, val_fraction=val_fraction).validation
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``codellama-eval``: base vs adapter on held-out files; ``--json`` prints one object."""
+    p = argparse.ArgumentParser(
+        prog="codellama-eval", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    p.add_argument("--workspace", help="workspace with a committed dataset")
+    p.add_argument("--dataset", help="explicit dataset.jsonl instead of the workspace's")
+    p.add_argument("--base-model", default="auto", help="model spec (auto, bundled:…, hub id, dir)")
+    p.add_argument("--adapter", help="adapter directory to compare with the base model")
+    p.add_argument("--baseline-adapter", help="compare against this adapter instead of the base")
+    p.add_argument("--max-holes", type=int, default=60, help="number of holes")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="generation budget per line hole")
+    p.add_argument("--seed", type=int, default=0, help="hole sampling seed")
+    p.add_argument(
+        "--val-fraction", type=float, default=0.1, help="validation share (as in training)"
+    )
+    p.add_argument(
+        "--all-files", action="store_true", help="use every file, not only held-out ones"
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--output", help="directory for eval.json / eval.md")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    source = args.dataset or args.workspace
+    if not source:
+        p.error("give --workspace DIR or --dataset FILE")
+    from training.train import resolve_base_model
+
+    try:
+        val = validation_records(source, val_fraction=args.val_fraction, all_files=args.all_files)
+    except FileNotFoundError as exc:
+        print(
+            f"codellama-eval: no dataset for {source}: run `codellama-dataset build` ({exc})",
+            file=sys.stderr,
+        )
+        return 1
+    if not val:
+        print("codellama-eval: no held-out files; try --all-files", file=sys.stderr)
+        return 1
+    report = evaluate_adapter(
+        val,
+        base_model=resolve_base_model(args.base_model),
+        adapter=args.adapter,
+        baseline_adapter=args.baseline_adapter,
+        max_holes=args.max_holes,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        device=args.device,
+    )
+    if args.adapter:
+        report["gate"] = gate(report)
+    if args.output:
+        write_report(report, args.output)
+    if args.json:
+        print(json.dumps(report, default=str))
+    else:
+        print(report_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
