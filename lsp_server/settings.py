@@ -74,7 +74,7 @@ class Settings:
     refactor_model: str | None = None
     """Model for refactor code actions; null reuses ``model``."""
 
-    watch_dataset: bool = False
+    watch_dataset: bool = True
     """Keep the workspace dataset in sync with file changes while the server runs."""
 
     state_dir: str | None = None

@@ -76,6 +76,7 @@ FEATURES: list[str] = [
     "lsp_server.features.completion:CompletionFeature",
     "lsp_server.features.status:StatusFeature",
     "lsp_server.features.refactor:RefactorFeature",
+    "lsp_server.features.dataset:DatasetFeature",
     "lsp_server.features.finetune:FinetuneFeature",
 ]
 """Features as ``module:Class``; imported at start-up, each on its own (one broken import

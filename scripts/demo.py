@@ -106,11 +106,13 @@ def fmt_metrics(report: dict[str, Any]) -> str:
     """One line of EM / ES / identifier match."""
     return (
         f"EM {report.get('exact_match', 0):5.1f}  ES {report.get('edit_similarity', 0):5.1f}  "
-        f"ID {report.get('identifier_match', 0):5.1f}"
+        f"ID {report.get('identifier_em', 0):5.1f}"
     )
 
 
-async def serve_and_tune(workspace: Path, max_steps: int, max_minutes: float) -> int:
+async def serve_and_tune(
+    workspace: Path, max_steps: int, max_minutes: float, max_holes: int
+) -> int:
     """Stages 3–5 through the real server process over stdio."""
     from lsp_server.testing import CompletionClient
 
@@ -132,7 +134,10 @@ async def serve_and_tune(workspace: Path, max_steps: int, max_minutes: float) ->
 
         banner("4. Fine-tune on this workspace (codellama.finetune)")
         result = await client.client.workspace_execute_command_async(
-            _command("codellama.finetune", {"maxSteps": max_steps, "maxMinutes": max_minutes})
+            _command(
+                "codellama.finetune",
+                {"maxSteps": max_steps, "maxMinutes": max_minutes, "maxHoles": max_holes},
+            )
         )
         print(f"started: {json.dumps(result)}")
         final = await follow_finetune(client)
@@ -205,6 +210,10 @@ def _progress_line(training: dict[str, Any]) -> str:
             f"step {training['step']}/{training['total']}  loss {training.get('loss', 0):.3f}"
             + (f"  eta {eta:.0f} s" if isinstance(eta, (int, float)) else "")
         )
+    if state == "evaluating" and training.get("evalHoles"):
+        done, total = training["evalHoles"]
+        done -= done % max(1, total // 10)  # a line per tenth, not per hole
+        return f"evaluating base and adapter: {done}/{total} held-out holes"
     return str(state or "")
 
 
@@ -241,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-steps", type=int, default=60, help="fine-tune step budget")
-    parser.add_argument("--max-minutes", type=float, default=6.0, help="fine-tune time budget")
+    parser.add_argument("--max-minutes", type=float, default=5.0, help="fine-tune time budget")
+    parser.add_argument("--max-holes", type=int, default=20, help="held-out evaluation holes")
     parser.add_argument("--workspace", type=Path, default=ROOT / "runs" / "demo" / "workspace")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -256,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     build_dataset(workspace)
 
     banner("3. Language server: load the bundled model, complete")
-    code = asyncio.run(serve_and_tune(workspace, args.max_steps, args.max_minutes))
+    code = asyncio.run(serve_and_tune(workspace, args.max_steps, args.max_minutes, args.max_holes))
     print(f"\ndemo finished in {time.perf_counter() - total:.0f} s")
     return code
 

@@ -116,8 +116,12 @@ def evaluate_adapter(
     max_new_tokens: int = 48,
     seed: int = 0,
     device: str = "auto",
+    on_hole: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Load the base model into an Engine and compare baseline vs ``adapter`` on the records."""
+    """Load the base model into an Engine and compare baseline vs ``adapter`` on the records.
+
+    ``on_hole(done, total)`` is called after each completed hole, over both sides.
+    """
     from training.runtime.engine import Engine
     from training.runtime.loader import load_model
 
@@ -129,8 +133,27 @@ def evaluate_adapter(
         adapter=adapter,
         baseline_adapter=baseline_adapter,
         max_new_tokens=max_new_tokens,
+        on_hole=_over_both_sides(on_hole, len(holes), 2 if adapter is not None else 1),
     )
     report.update(base_model=base_model, files=len(validation), seed=seed)
+    return report
+
+
+def _over_both_sides(
+    on_hole: Callable[[int, int], None] | None, holes: int, sides: int
+) -> Callable[[int, int], None] | None:
+    """Turn per-side ``(done, total)`` calls into one count over every side's holes."""
+    if on_hole is None:
+        return None
+    side = [0]
+    last = [0]
+
+    def report(done: int, total: int) -> None:
+        if done <= last[0]:
+            side[0] += 1  # the count restarted: the next side began
+        last[0] = done
+        on_hole(side[0] * holes + done, sides * holes)
+
     return report
 
 

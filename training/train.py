@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import hashlib
 import json
 import math
@@ -334,7 +335,13 @@ def save_adapter(
         if prepared.added_tokens:
             prepared.tokenizer.save_pretrained(str(tmp))
         write_adapter_meta(
-            tmp, base_model=prepared.model_path, template=prepared.template.name, **meta
+            tmp,
+            base_model=prepared.model_path,
+            template=prepared.template.name,
+            # Newly added FIM tokens are learnt only partly in a short run: serve SPM prompts,
+            # which degrade to continuing the prefix (see LoadedModel.fim_order).
+            fim_order="spm" if prepared.added_tokens else "psm",
+            **meta,
         )
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -651,6 +658,11 @@ def _train(
     if main:
         _write_loss_png(run_dir / "loss.png", losses)
         if result.status is TrainStatus.SUCCESS and cfg.eval:
+            # The evaluation loads its own engine: give back the trainer's memory first
+            # (model, optimizer state and activations: several GB even for a small model).
+            del model, optimizer, scheduler
+            accelerator.free_memory()
+            gc.collect()
             _evaluate_run(cfg, run_dir, split.validation, result, progress)
         meta.update(metrics=result.metrics, promote=result.promote)
         _write_json(run_dir / RUN_FILE, meta)
@@ -697,12 +709,18 @@ def _evaluate_run(
         max_new_tokens=cfg.eval_max_new_tokens,
         seed=cfg.seed,
         device="cpu" if cfg.device == "cpu" else "auto",
+        on_hole=lambda done, total: _emit_eval(progress, done, total),
     )
     decision = gate(report, metric=cfg.gate_metric, tolerance=cfg.gate_tolerance)
     report["gate"] = decision
     write_report(report, run_dir)
     result.metrics = report
     result.promote = bool(decision["promote"])
+
+
+def _emit_eval(progress: ProgressWriter, done: int, total: int) -> None:
+    """One ``eval`` progress event per finished hole (both sides counted)."""
+    progress.emit("eval", done=done, total=total)
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:

@@ -1,5 +1,4 @@
-"""Fine-tuning from the editor: ``codellama.finetune`` / ``cancelFinetune`` / ``evaluate`` /
-``rebuildDataset``.
+"""Fine-tuning from the editor: ``codellama.finetune`` / ``cancelFinetune`` / ``evaluate``.
 
 Training runs in a child process (:class:`training.job.TrainingJob`) so the server keeps
 answering completions and survives a trainer crash.  Its JSON progress lines become a
@@ -37,6 +36,8 @@ class _Run:
     """starting | training | evaluating | swapping | done"""
     started: float = dataclasses.field(default_factory=time.time)
     task: asyncio.Task[Any] | None = None
+    eval_progress: tuple[int, int] | None = None
+    """``(holes done, holes total)`` while evaluating."""
 
 
 def _fmt_metrics(metrics: dict[str, Any]) -> str:
@@ -52,7 +53,7 @@ def _fmt_metrics(metrics: dict[str, Any]) -> str:
 
 
 class FinetuneFeature(Feature):
-    """One fine-tune at a time, in a subprocess; evaluation; dataset rebuild."""
+    """One fine-tune at a time, in a subprocess; evaluation of adapters."""
 
     name = "finetune"
 
@@ -85,16 +86,16 @@ class FinetuneFeature(Feature):
         return str(adapter) if adapter else None
 
     async def _ensure_dataset(self, root: Path) -> Path:
-        """The state dir holding a committed dataset (built now if there is none yet)."""
-        from dataset import api  # type: ignore[attr-defined,unused-ignore]
+        """The state dir holding a current dataset (the dataset feature syncs or waits)."""
+        from lsp_server.features.dataset import DatasetFeature
 
-        state = self._state_dir(root)
-        out = getattr(self.server.settings, "state_dir", None)
-        try:
-            await asyncio.to_thread(api.load_records, root, out=out)
-        except FileNotFoundError:
-            await asyncio.to_thread(api.build, root, out=out)
-        return state
+        feature = self.server.features.get("dataset")
+        if isinstance(feature, DatasetFeature):
+            return await feature.ensure(root)
+        from dataset import api  # the dataset feature failed to load: sync directly
+
+        await asyncio.to_thread(api.sync, root, out=self.server.settings.state_dir or None)
+        return self._state_dir(root)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -160,30 +161,6 @@ class FinetuneFeature(Feature):
         self.server.show(f"codellama: evaluation: {summary}")
         return report
 
-    @command("codellama.rebuildDataset")
-    async def rebuild_dataset(self, *args: Any) -> dict[str, Any]:
-        """Rebuild the workspace dataset from scratch (``{"history": true}`` adds commits)."""
-        from dataset import api  # type: ignore[attr-defined,unused-ignore]
-
-        options = command_argument(args)
-        root = self._workspace()
-        out = getattr(self.server.settings, "state_dir", None)
-        progress = await self.server.work_progress("codellama: building dataset").begin(str(root))
-        stats = await asyncio.to_thread(
-            api.build,
-            root,
-            out=out,
-            history=bool(options.get("history", False)),
-            progress=lambda done, total, message: progress.report(message, done, total),
-        )
-        result = (
-            dataclasses.asdict(stats)
-            if dataclasses.is_dataclass(stats) and not isinstance(stats, type)
-            else dict(vars(stats))
-        )
-        progress.end("done")
-        return {"dataset": str(api.dataset_path(root, out=out)), **result}
-
     # -- the run -------------------------------------------------------------------------------
 
     async def _train(self, run: _Run, root: Path) -> None:
@@ -246,7 +223,12 @@ class FinetuneFeature(Feature):
             progress.report(msg, percent(event), 100)
         elif kind == "eval":
             run.state = "evaluating"
-            progress.report("evaluating base vs new adapter on held-out files")
+            done, total = event.get("done"), event.get("total")
+            if isinstance(done, int) and isinstance(total, int) and total:
+                run.eval_progress = (done, total)
+                progress.report(f"evaluating on held-out files: {done}/{total} holes", done, total)
+            else:
+                progress.report("evaluating base vs new adapter on held-out files")
         elif kind == "start":
             progress.report(f"training on {event.get('rows')} packed rows", 0, event.get("total"))
 
@@ -310,6 +292,7 @@ class FinetuneFeature(Feature):
                 "loss": step.get("loss"),
                 "etaSeconds": step.get("eta_s"),
                 "cancelRequested": run.job.cancel_requested.is_set(),
+                "evalHoles": list(run.eval_progress) if run.eval_progress else None,
             }
         last = None
         if self._last is not None:

@@ -3,19 +3,18 @@ real server processes driven by pytest-lsp."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import sys
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from lsp_harness import ServerProcesses, StartServer
 from lsprotocol import types
-from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
+from pytest_lsp import LanguageClient, make_test_lsp_client
+
+from training.runtime.tiny import END_OF_TEXT, build_tiny_llama, train_bpe_tokenizer
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
@@ -43,55 +42,16 @@ def build_chat_model(out: Path, *, forced: str | None = None) -> Path:
     ``forced``: steer the weights so greedy decoding emits only this token, forever — a model
     that can only produce invalid code and never stops on its own.
     """
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    specials = [END_OF_TEXT, "<|im_start|>", "<|im_end|>", "<pad>"]
+    tokenizer = train_bpe_tokenizer(
+        CORPUS,
+        specials=specials,
+        eos="<|im_end|>",
+        pad="<pad>",
+        extra_specials=specials[1:3],
+        chat_template=CHATML,
     )
-    tok.train_from_iterator(CORPUS, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        pad_token="<pad>",
-        additional_special_tokens=specials[1:3],
-    )
-    fast.chat_template = CHATML
-    out.mkdir(parents=True, exist_ok=True)
-    fast.save_pretrained(out)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=forced is None,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    model = LlamaForCausalLM(config)
-    if forced is not None:
-        token = fast.convert_tokens_to_ids(forced)
-        assert token != fast.unk_token_id, forced
-        with torch.no_grad():
-            model.model.norm.weight.zero_()
-            model.model.norm.weight[0] = 1.0
-            model.lm_head.weight.zero_()
-            model.lm_head.weight[token, 0] = 10.0
-    model.save_pretrained(out)
-    return out
+    return build_tiny_llama(out, tokenizer=tokenizer, endless=() if forced is None else (forced,))
 
 
 @pytest.fixture(scope="session")
@@ -110,9 +70,9 @@ def profile(request: pytest.FixtureRequest) -> str:
 
 
 @pytest_asyncio.fixture
-async def start_server(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[LanguageClient]]]:
+async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
     """Factory: start ``python -m lsp_server`` (real process, stdio) for a client ``profile``."""
-    clients: list[LanguageClient] = []
+    servers = ServerProcesses(tmp_path)
 
     async def start(profile: str, options: dict[str, Any]) -> LanguageClient:
         client = make_test_lsp_client()
@@ -123,21 +83,7 @@ async def start_server(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[
             client.applied_edits.append(params.edit)  # type: ignore[attr-defined]
             return types.ApplyWorkspaceEditResult(applied=True)
 
-        client.set_configuration(options, section="codellama")
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        await client.start_io(sys.executable, "-m", "lsp_server", env=env)
-        clients.append(client)
-        await client.initialize_session(
-            types.InitializeParams(
-                capabilities=client_capabilities(profile),
-                root_uri=tmp_path.as_uri(),
-                initialization_options=options,
-            )
-        )
-        return client
+        return await servers.start(profile, options, configuration=options, client=client)
 
     yield start
-    for client in clients:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.shutdown_session(), 20)
-        await client.stop()
+    await servers.stop_all()

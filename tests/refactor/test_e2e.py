@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import lsp_harness
 import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -45,27 +46,17 @@ Start = Callable[..., Awaitable[LanguageClient]]
 
 
 async def wait_ready(client: LanguageClient, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        report = await client.workspace_execute_command_async(
-            types.ExecuteCommandParams(command="codellama.status", arguments=[])
-        )
-        state = report["model"]["state"]
-        assert state != "failed", report
-        if state == "ready":
-            return
-        assert time.monotonic() < deadline, report
-        await asyncio.sleep(0.2)
+    def ready(report: dict[str, Any]) -> bool:
+        assert report["model"]["state"] != "failed", report
+        return report["model"]["state"] == "ready"
+
+    await lsp_harness.poll_status(
+        client, ready, timeout=timeout, interval=0.2, waiting_for="a ready model"
+    )
 
 
 def open_document(client: LanguageClient, text: str = SOURCE) -> None:
-    client.text_document_did_open(
-        types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(
-                uri=URI, language_id="python", version=1, text=text
-            )
-        )
-    )
+    lsp_harness.open_document(client, URI, text)
 
 
 def action_params(line: int, only: list[str] | None = None) -> types.CodeActionParams:
@@ -226,16 +217,11 @@ LONG = (
 
 
 async def _busy_with(client: LanguageClient, job: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        report = await client.workspace_execute_command_async(
-            types.ExecuteCommandParams(command="codellama.status", arguments=[])
-        )
+    def busy(report: dict[str, Any]) -> bool:
         current = report["model"].get("currentJob") or ""
-        if (job and current.startswith(job)) or (not job and not report["model"]["busy"]):
-            return
-        assert time.monotonic() < deadline, report
-        await asyncio.sleep(0.05)
+        return bool((job and current.startswith(job)) or (not job and not report["model"]["busy"]))
+
+    await lsp_harness.poll_status(client, busy, timeout=timeout, waiting_for=f"job {job!r}")
 
 
 async def test_cancel_request_and_a_newer_refactor_stop_generation(

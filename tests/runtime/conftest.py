@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
+from training.runtime.tiny import TinyLlamaOptions, build_tiny_llama, tiny_llama
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TINY: TinyLlamaOptions = {"hidden_size": 48, "tie_word_embeddings": False}
+"""Small enough to run hundreds of decoding steps per second on CPU."""
 
 CODELLAMA_SPECIALS = ["▁<PRE>", "▁<MID>", "▁<SUF>", "▁<EOT>"]
 _WORDS = [
@@ -168,37 +173,12 @@ def plain_tokenizer(plain_spm: Path) -> Any:
     return hf_tokenizer_from_spm(plain_spm, codellama=False)
 
 
-def tiny_llama(vocab_size: int, *, seed: int = 0) -> Any:
-    """A random 2-layer Llama small enough to run hundreds of steps per second on CPU."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=False,
-    )
-    model = LlamaForCausalLM(config)
-    model.eval()
-    return model
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, codellama_tokenizer: Any) -> Path:
     """A saved tiny CodeLlama-style checkpoint (model + tokenizer), loadable by path."""
-    directory = tmp_path_factory.mktemp("tiny-codellama")
-    model = tiny_llama(len(codellama_tokenizer))
-    model.save_pretrained(str(directory))
-    codellama_tokenizer.save_pretrained(str(directory))
-    return directory
+    return build_tiny_llama(
+        tmp_path_factory.mktemp("tiny-codellama"), tokenizer=codellama_tokenizer, **TINY
+    )
 
 
 @pytest.fixture()
@@ -208,7 +188,7 @@ def loaded_factory(codellama_tokenizer: Any) -> Callable[..., Any]:
     from training.runtime.loader import LoadedModel
 
     def make(seed: int = 0) -> LoadedModel:
-        model = tiny_llama(len(codellama_tokenizer), seed=seed)
+        model = tiny_llama(codellama_tokenizer, seed=seed, **TINY)
         return LoadedModel(
             model=model,
             tokenizer=codellama_tokenizer,

@@ -215,3 +215,19 @@ def test_trailing_whitespace_is_regenerated_not_prompted(
         assert result.prompt_tokens == stripped.prompt_tokens
     else:
         assert result.healed == ""
+
+
+def test_adapters_recorded_as_spm_get_suffix_prefix_middle_prompts(
+    loaded_factory: Callable[..., Any],
+) -> None:
+    loaded = loaded_factory()
+    template = loaded.template
+    psm = Engine(loaded, kv_reuse=False).prompt_for(_request("x = ", suffix="\ny = 2\n"))
+    spm = Engine(dataclasses.replace(loaded, fim_order="spm"), kv_reuse=False).prompt_for(
+        _request("x = ", suffix="\ny = 2\n")
+    )
+    assert psm.input_ids != spm.input_ids and sorted(psm.input_ids) == sorted(spm.input_ids)
+    # SPM: the prefix ends the prompt, right before the generated middle.
+    ids = spm.input_ids
+    assert ids.index(template.suffix_id) < ids.index(template.middle_id) < len(ids) - 1
+    assert psm.input_ids[-1] == template.middle_id

@@ -6,6 +6,7 @@ import pytest
 
 from training.runtime.stops import (
     bracket_imbalance,
+    cut_repetition,
     postprocess,
     truncate_completion,
     wants_multiline,
@@ -71,6 +72,30 @@ def test_truncate_completion(
     text: str, prefix: str, multiline: bool, expected: tuple[str, bool]
 ) -> None:
     assert truncate_completion(text, prefix, multiline=multiline) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x = " + "value_of(item) " * 4, ("x = value_of(item)", True)),
+        ("money(1) + money(1) + money(1) + money(1) + money(1) + money(1", ("money(1)", True)),
+        ("\n    x = 1\n    x = 1\n    x = 1\n    x = 1\n    x = 1\n", ("\n    x = 1", True)),
+        # legitimate runs survive: numbers, separators, short repeats
+        ("[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]", None),
+        ("# ----------------------------------------------------------", None),
+        ("a.b.b.b", None),
+        ("valueselfselfselfselfselfselfselfselfselfself", None),  # unit under 5 chars
+        ("return compute(left, right) + compute(right, left)", None),
+    ],
+)
+def test_cut_repetition(text: str, expected: tuple[str, bool] | None) -> None:
+    assert cut_repetition(text) == (expected or (text, False))
+
+
+def test_truncate_stops_a_loop_in_either_mode() -> None:
+    looping = "total(" + "item, " * 12
+    assert truncate_completion(looping, "return ", multiline=False) == ("total(item", True)
+    assert truncate_completion(looping, "def f():\n    ", multiline=True) == ("total(item", True)
 
 
 @pytest.mark.parametrize(

@@ -1,45 +1,60 @@
-"""Helpers shared by the server tests (plain functions; fixtures live in conftest.py)."""
+"""Helpers and data shared by the server tests (fixtures live in conftest.py).
+
+Test modules import from here, never from ``conftest``: several test folders have a
+conftest.py, and ``from conftest import ...`` picks whichever pytest imported last.
+
+Status polling and ``didOpen`` come from tests/lsp_harness.py (shared with the refactor tests)
+and are re-exported here for the server tests' imports.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from typing import Any
+import textwrap
 
+from lsp_harness import StartServer, open_document, poll_status, status, wait_for_state
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+__all__ = [
+    "CORPUS",
+    "StartServer",
+    "inline",
+    "inline_params",
+    "open_document",
+    "poll_status",
+    "status",
+    "wait_for_state",
+]
 
-async def status(client: LanguageClient) -> dict[str, Any]:
-    """The server's ``codellama.status`` report (sent with no arguments, like VS Code's palette)."""
-    result = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="codellama.status", arguments=[])
+
+CORPUS = [
+    textwrap.dedent(
+        '''
+        """Geometry helpers."""
+        import math
+
+
+        class Point:
+            def __init__(self, x: float, y: float) -> None:
+                self.x = x
+                self.y = y
+
+            def distance(self, other: "Point") -> float:
+                return math.hypot(self.x - other.x, self.y - other.y)
+
+
+        def mean(values: list[float]) -> float:
+            return sum(values) / len(values)
+
+
+        def fib(n: int) -> int:
+            if n < 2:
+                return n
+            return fib(n - 1) + fib(n - 2)
+        '''
     )
-    return dict(result)
-
-
-async def wait_for_state(
-    client: LanguageClient, *states: str, timeout: float = 120
-) -> dict[str, Any]:
-    """Poll ``codellama.status`` until the model state is one of ``states``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        report = await status(client)
-        if report["model"]["state"] in states:
-            return report
-        assert time.monotonic() < deadline, f"state still {report['model']['state']}: {report}"
-        await asyncio.sleep(0.05)
-
-
-def open_document(client: LanguageClient, uri: str, text: str, language: str = "python") -> None:
-    """``textDocument/didOpen``."""
-    client.text_document_did_open(
-        types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(
-                uri=uri, language_id=language, version=1, text=text
-            )
-        )
-    )
+] * 4
+"""Training text of the tiny model's tokenizer (conftest.py); also a workspace file's content."""
 
 
 def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:

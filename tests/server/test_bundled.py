@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import StartServer
 from lsprotocol import types
-from server_helpers import inline, inline_params, open_document, status, wait_for_state
+from server_helpers import StartServer, inline, inline_params, open_document, status, wait_for_state
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 
-from conftest import StartServer
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-from server_helpers import inline, inline_params, open_document, status, wait_for_state
+from server_helpers import StartServer, inline, inline_params, open_document, status, wait_for_state
 
 CODE = "import math\n\n\ndef area(radius):\n    "
 

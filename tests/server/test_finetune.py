@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CORPUS, StartServer
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-from server_helpers import inline, open_document, status, wait_for_state
+from server_helpers import (
+    CORPUS,
+    StartServer,
+    inline,
+    open_document,
+    poll_status,
+    status,
+    wait_for_state,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -85,16 +92,24 @@ async def _execute(client: LanguageClient, name: str, *args: Any) -> Any:
 
 
 async def _wait_training(
-    client: LanguageClient, state: str, timeout: float = 240
+    client: LanguageClient, done: Callable[[dict[str, Any]], bool], timeout: float, interval: float
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        report = await status(client)
-        training = report["features"]["finetune"]["training"]
-        if training["state"] == state:
-            return report
-        assert time.monotonic() < deadline, f"training still {training}"
-        await asyncio.sleep(0.25)
+    """Poll until ``done`` holds for the status report's ``features.finetune.training``."""
+    return await poll_status(
+        client,
+        lambda report: done(report["features"]["finetune"]["training"]),
+        timeout=timeout,
+        interval=interval,
+        waiting_for="the training state",
+    )
+
+
+async def _ready_server(start_server: StartServer, tiny_model: Path, root: Path) -> LanguageClient:
+    """A server for the workspace written into ``root``, with ``tiny_model`` loaded."""
+    _write_workspace(root)
+    client = await start_server({"model": str(tiny_model), "device": "cpu"})
+    await wait_for_state(client, "ready")
+    return client
 
 
 def _finetune_progress(client: LanguageClient) -> list[Any]:
@@ -119,9 +134,7 @@ FAST = {
 async def test_finetune_swaps_adapter_and_keeps_serving(
     start_server: StartServer, tiny_model: Path, tmp_path: Path
 ) -> None:
-    _write_workspace(tmp_path)
-    client = await start_server({"model": str(tiny_model), "device": "cpu"})
-    await wait_for_state(client, "ready")
+    client = await _ready_server(start_server, tiny_model, tmp_path)
     uri = (tmp_path / "pkg" / "geometry.py").as_uri()
     open_document(client, uri, (tmp_path / "pkg" / "geometry.py").read_text())
 
@@ -170,21 +183,13 @@ async def test_finetune_swaps_adapter_and_keeps_serving(
 async def test_cancel_keeps_served_model_and_checkpoint(
     start_server: StartServer, tiny_model: Path, tmp_path: Path
 ) -> None:
-    _write_workspace(tmp_path)
-    client = await start_server({"model": str(tiny_model), "device": "cpu"})
-    await wait_for_state(client, "ready")
+    client = await _ready_server(start_server, tiny_model, tmp_path)
     started = await _execute(client, "codellama.finetune", {**FAST, "maxSteps": 100000})
     run_dir = Path(started["run"])
-    deadline = time.monotonic() + 180
-    while True:
-        training = (await status(client))["features"]["finetune"]["training"]
-        if training.get("step"):
-            break
-        assert time.monotonic() < deadline, training
-        await asyncio.sleep(0.2)
+    await _wait_training(client, lambda training: bool(training.get("step")), 180, 0.2)
     cancelled = await _execute(client, "codellama.cancelFinetune")
     assert cancelled["cancelled"] is True
-    report = await _wait_training(client, "idle", timeout=120)
+    report = await _wait_training(client, lambda training: training["state"] == "idle", 120, 0.25)
     last = report["features"]["finetune"]["lastRun"]
     assert last["status"] == "canceled", last
     assert report["model"]["adapter"] in (None, "")

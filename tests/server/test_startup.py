@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from conftest import StartServer
 from lsprotocol import types
-from server_helpers import status, wait_for_state
+from server_helpers import StartServer, status, wait_for_state
 
 
 async def test_initialize_is_answered_before_torch_is_imported(
@@ -88,7 +87,11 @@ async def test_configuration_change_reloads_the_model(
     assert report["model"]["model"] == str(endless_model)
     assert report["settings"]["maxNewTokens"] == 5
     for _ in range(200):  # one background load with progress per model
-        ended = [r for rs in client.progress_reports.values() for r in rs if r.kind == "end"]
+        ended = [
+            reports[-1]
+            for reports in client.progress_reports.values()
+            if reports[0].title == "codellama: loading model" and reports[-1].kind == "end"
+        ]
         if len(ended) == 2:
             break
         await asyncio.sleep(0.05)

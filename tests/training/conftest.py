@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from training.runtime.tiny import END_OF_TEXT, STARCODER_FIM, build_tiny_llama, train_bpe_tokenizer
+
 SAMPLE_FILES: dict[str, str] = {
     "pkg/geometry.py": '''
         """Small geometry helpers."""
@@ -117,47 +119,11 @@ def _corpus() -> list[str]:
 
 def build_tiny_model(out: Path, *, with_fim: bool = False, vocab_size: int = 600) -> Path:
     """Train a byte-level BPE on the sample code and save a 2-layer random Llama next to it."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    specials = ["<|endoftext|>", "<pad>"]
-    if with_fim:
-        specials += ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    specials = [END_OF_TEXT, "<pad>", *(STARCODER_FIM if with_fim else ())]
+    tokenizer = train_bpe_tokenizer(
+        _corpus(), specials=specials, pad="<pad>", vocab_size=vocab_size
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<pad>",
-        additional_special_tokens=specials[2:] or None,
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    fast.save_pretrained(out)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    return out
+    return build_tiny_llama(out, tokenizer=tokenizer, hidden_size=32, max_positions=1024)
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,7 @@ def test_cli_trains_adapter_that_loads_and_changes_outputs(
         assert (adapter / name).is_file()
     meta = json.loads((adapter / "codellama_adapter.json").read_text())
     assert meta["template"] == "starcoder" and meta["base_model"] == str(tiny_model)
+    assert meta["fim_order"] == "spm"  # FIM tokens were added: served with SPM prompts
     run = json.loads((out / "run.json").read_text())
     assert run["added_tokens"] == ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
     assert len(run["dataset_hash"]) == 64 and run["settings"]["lora_r"] == 16
@@ -65,7 +66,8 @@ def test_cli_trains_adapter_that_loads_and_changes_outputs(
 
     base = load_model(str(tiny_model), device="cpu")
     tuned = load_model(str(tiny_model), adapter=str(adapter), device="cpu")
-    assert tuned.template.name == "starcoder"
+    assert tuned.template.name == "starcoder" and tuned.fim_order == "spm"
+    assert base.fim_order == "psm"
     ids = tuned.template.encode_infill(tuned.tokenizer, "def mean(values):\n    return ", "\n")
     with torch.no_grad():
         new = tuned.model(input_ids=torch.tensor([ids])).logits[0, -1]

@@ -8,4 +8,5 @@ Modules (import them directly; this package imports nothing heavy):
 - :mod:`training.runtime.prompt`  -- token-budgeted prompts
 - :mod:`training.runtime.stops`   -- pure stop rules and post-processing of completions
 - :mod:`training.runtime.engine`  -- the synchronous, cancellable generation engine
+- :mod:`training.runtime.tiny`    -- tiny random Llama checkpoints for tests and editor e2e runs
 """

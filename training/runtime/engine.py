@@ -256,7 +256,7 @@ class Engine:
                 suffix=request.suffix,
                 context_tokens=tokens,
                 language=request.language,
-                spm=self.spm,
+                spm=self.spm or loaded.fim_order == "spm",
             )
 
         sticky = self._sticky

@@ -64,6 +64,10 @@ class LoadedModel:
     """Passed to ``from_pretrained`` (also for an adapter's tokenizer)."""
     base_embedding_rows: int = 0
     """Embedding rows of the base checkpoint (restored when an adapter is removed)."""
+    fim_order: str = "psm"
+    """Prompt order for infilling: ``psm``, or ``spm`` for adapters whose FIM tokens were added
+    in training (in SPM the prefix sits right before the middle, so a model that learned FIM
+    only partly still continues the prefix instead of the suffix)."""
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -293,6 +297,7 @@ def apply_adapter(loaded: LoadedModel, adapter: str | None) -> LoadedModel:
         template=detect_template(base_tokenizer),
         adapter=None,
         base_embedding_rows=rows,
+        fim_order="psm",
     )
     if directory is None:
         _resize_embeddings(base, rows)
@@ -322,6 +327,7 @@ def apply_adapter(loaded: LoadedModel, adapter: str | None) -> LoadedModel:
         tokenizer=tokenizer,
         template=template,
         adapter=str(directory),
+        fim_order="spm" if meta.get("fim_order") == "spm" else "psm",
     )
 
 

@@ -6,6 +6,8 @@ text before the cursor, ``line_suffix`` its text after. A completion is inserted
 - :func:`wants_multiline`: one line when the cursor is mid-line; a block when the cursor ends a
   block opener (``:`` / ``{`` ...) or sits on an empty line.
 - :func:`truncate_completion`: where generation can stop (applied while decoding).
+- :func:`cut_repetition`: a completion caught in a loop (``selfselfself``, the same line again and
+  again) is cut after the first copy of the repeated unit, and generation stops.
 - :func:`postprocess`: drop text that repeats the suffix / the next line, drop closing brackets
   the suffix already supplies (auto-closed by the editor).
 """
@@ -79,6 +81,43 @@ def _block_indent(prefix: str, suffix: str) -> tuple[int, int | None]:
     return indent_width(line_prefix), None
 
 
+REPEAT_MIN_CHARS = 40
+"""A loop is only cut once the repeated region is this long (short runs are often legitimate)."""
+REPEAT_MIN_COPIES = 3
+REPEAT_MIN_UNIT = 5
+"""Runs of a shorter unit (``----``, ``0, 0, ``, ``))))``) are left alone: they are as often
+tables and separators as loops, and ``maxNewTokens`` bounds them anyway."""
+REPEAT_MAX_UNIT = 160
+"""Longest repeated unit looked for (a couple of lines)."""
+_DANGLING = " \t+-*/%|&^,=<>."
+
+
+def cut_repetition(text: str) -> tuple[str, bool]:
+    """Cut ``text`` when its end repeats one unit ≥ 3 times over ≥ 40 chars; ``(text, cut)``.
+
+    Small models fall into loops (``money(1) + money(1) + …``, the same line over and over);
+    decoding them wastes time and shows junk. The shortest repeating unit decides: it must be
+    at least 5 characters long and contain a letter. The text is cut after the first copy of
+    the unit, minus a dangling operator or comma.
+    """
+    size = len(text)
+    if size < REPEAT_MIN_CHARS:
+        return text, False
+    for unit in range(1, min(REPEAT_MAX_UNIT, size // REPEAT_MIN_COPIES) + 1):
+        run = 0  # chars at the end that equal the char one unit earlier
+        while run < size - unit and text[size - 1 - run] == text[size - 1 - run - unit]:
+            run += 1
+        region = run + unit
+        if region < max(REPEAT_MIN_CHARS, REPEAT_MIN_COPIES * unit):
+            continue
+        start = size - region
+        first = text[start : start + unit]
+        if unit < REPEAT_MIN_UNIT or not any(ch.isalpha() for ch in first):
+            return text, False
+        return text[: start + unit].rstrip(_DANGLING), True
+    return text, False
+
+
 def truncate_completion(
     text: str, prefix: str, *, multiline: bool, suffix: str = ""
 ) -> tuple[str, bool]:
@@ -89,7 +128,12 @@ def truncate_completion(
     opener's indent is kept and ends the block), or a blank line followed by a dedent. The last,
     unfinished line only counts once its indentation is known (it has a non-blank character).
     When the cursor line is blank, the completion's first line is checked like the others.
+    A completion caught in a loop stops too (:func:`cut_repetition`).
     """
+    text, looped = cut_repetition(text)
+    if looped:
+        stopped_text, _ = truncate_completion(text, prefix, multiline=multiline, suffix=suffix)
+        return stopped_text, True
     if not multiline:
         if "\n" in text:
             return text.split("\n", 1)[0], True

@@ -2,12 +2,20 @@
 
 The weights are random (seeded), so completions are nonsense, but they come from the real
 transformers model through the real server: a few milliseconds per token on a CPU.
+The recipe is ``training.runtime.tiny``; this script fixes its arguments and caches the result.
+Usage: ``python tiny_model.py OUT_DIR``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+# The recipe lives in the repository's ``training`` package (installed editable in the venv).
+sys.path.append(str(REPO))
 
 CORPUS = [
     "def add(a, b):\n    return a + b\n",
@@ -22,54 +30,37 @@ CORPUS = [
 ALPHABET = "".join(chr(c) for c in range(32, 127)) + "\n"
 SPECIAL = ["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
 VERSION = 2
-"""Bump when the recipe changes, so cached copies are rebuilt."""
+"""Bump when this recipe changes, so cached copies are rebuilt (changes to the shared builder
+module rebuild them too: its hash is part of the stamp)."""
+
+
+def _recipe() -> dict[str, object]:
+    from training.runtime import tiny
+
+    builder = hashlib.sha256(Path(tiny.__file__).read_bytes()).hexdigest()
+    return {"version": VERSION, "builder": builder}
 
 
 def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     """Write tokenizer + model to ``out`` (reused when already built with this recipe)."""
     stamp = out / "tiny_model.json"
-    if stamp.exists() and json.loads(stamp.read_text()).get("version") == VERSION:
+    recipe = {**_recipe(), "seed": seed}
+    if stamp.exists() and json.loads(stamp.read_text()) == recipe:
         return out
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from training.runtime.tiny import build_tiny_llama, train_bpe_tokenizer
 
-    out.mkdir(parents=True, exist_ok=True)
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL)
-    tok.train_from_iterator([ALPHABET, *CORPUS * 20], trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|endoftext|>",
-        bos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        pad_token="<fim_pad>",
-        additional_special_tokens=SPECIAL[1:],
+    tokenizer = train_bpe_tokenizer(
+        [ALPHABET, *CORPUS * 20],
+        specials=SPECIAL,
+        unk="<|endoftext|>",
+        pad="<fim_pad>",
+        extra_specials=SPECIAL[1:],
+        byte_alphabet=False,
     )
-    fast.save_pretrained(out)
-    torch.manual_seed(seed)
-    eos = fast.convert_tokens_to_ids("<|endoftext|>")
-    assert isinstance(eos, int)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        pad_token_id=fast.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(out)
-    stamp.write_text(json.dumps({"version": VERSION, "seed": seed}))
+    build_tiny_llama(out, tokenizer=tokenizer, seed=seed, tie_word_embeddings=False)
+    stamp.write_text(json.dumps(recipe))
     return out
 
 
 if __name__ == "__main__":
-    import sys
-
     print(build_tiny_model(Path(sys.argv[1])))

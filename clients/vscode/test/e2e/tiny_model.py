@@ -3,6 +3,9 @@
 ``--endless`` steers the output head so greedy decoding only emits the tokens ``self`` and
 ``value`` and never a stop token: the ghost text is then deterministic (and non-empty), which is
 what the end-to-end test asserts on. Usage: ``python tiny_model.py OUT_DIR [--endless]``.
+
+Run it with the project's Python (scripts/test.sh uses ``$SERVER_PYTHON``): the recipe is
+``training.runtime.tiny``; this script only fixes its arguments (corpus, tokens, steering).
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
+
+# The recipe lives in the repository's ``training`` package (installed editable in the venv).
+sys.path.append(str(Path(__file__).resolve().parents[4]))
 
 CORPUS = textwrap.dedent(
     '''
@@ -36,54 +42,17 @@ CORPUS = textwrap.dedent(
 
 def build(out: Path, *, endless: bool) -> Path:
     """Write tokenizer and weights to ``out`` (a directory ``from_pretrained`` accepts)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from training.runtime.tiny import (
+        END_OF_TEXT,
+        STARCODER_FIM,
+        build_tiny_llama,
+        train_bpe_tokenizer,
+    )
 
-    specials = ["<|endoftext|>", "<pad>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    tokenizer = train_bpe_tokenizer(
+        [CORPUS] * 4, specials=[END_OF_TEXT, "<pad>", *STARCODER_FIM], pad="<pad>"
     )
-    tok.train_from_iterator([CORPUS] * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<pad>",
-        additional_special_tokens=specials[2:],
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    fast.save_pretrained(out)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=not endless,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    model = LlamaForCausalLM(config)
-    if endless:
-        word_a, word_b = fast.convert_tokens_to_ids(["self", "value"])
-        with torch.no_grad():
-            model.model.norm.weight.zero_()
-            model.model.norm.weight[0] = 1.0
-            model.lm_head.weight.zero_()
-            model.lm_head.weight[word_a, 0] = 10.0
-            model.lm_head.weight[word_b, 0] = -10.0
-    model.save_pretrained(out)
-    return out
+    return build_tiny_llama(out, tokenizer=tokenizer, endless=("self", "value") if endless else ())
 
 
 def main(argv: list[str] | None = None) -> int:
