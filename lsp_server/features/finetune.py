@@ -27,6 +27,10 @@ __all__ = ["FinetuneFeature"]
 
 logger = logging.getLogger(__name__)
 
+TRAIN_SHARE = 80
+"""Percent of the ``$/progress`` bar given to training; evaluation fills the rest, so the
+percentage keeps rising through both phases (LSP asks for a steadily rising value)."""
+
 
 @dataclasses.dataclass
 class _Run:
@@ -220,13 +224,17 @@ class FinetuneFeature(Feature):
                 f"step {event['step']}/{event['total']} · loss {event.get('loss', 0):.3f} · "
                 f"{event.get('tokens_per_s', 0):.0f} tok/s · eta {format_eta(event.get('eta_s'))}"
             )
-            progress.report(msg, percent(event), 100)
+            progress.report(msg, percent(event) * TRAIN_SHARE // 100, 100)
         elif kind == "eval":
             run.state = "evaluating"
             done, total = event.get("done"), event.get("total")
             if isinstance(done, int) and isinstance(total, int) and total:
                 run.eval_progress = (done, total)
-                progress.report(f"evaluating on held-out files: {done}/{total} holes", done, total)
+                progress.report(
+                    f"evaluating on held-out files: {done}/{total} holes",
+                    TRAIN_SHARE * total + (100 - TRAIN_SHARE) * done,
+                    100 * total,
+                )
             else:
                 progress.report("evaluating base vs new adapter on held-out files")
         elif kind == "start":

@@ -169,6 +169,9 @@ async def test_finetune_swaps_adapter_and_keeps_serving(
     reports = [p for p in progress if isinstance(p, types.WorkDoneProgressReport)]
     assert any(p.message and "loss" in p.message and "eta" in p.message for p in reports)
     assert any(p.percentage == 100 for p in reports)
+    assert any(p.message and "evaluating on held-out files" in p.message for p in reports)
+    percentages = [p.percentage for p in reports if p.percentage is not None]
+    assert percentages == sorted(percentages), percentages  # rises through training and eval
     assert progress[0].cancellable is True
     assert isinstance(progress[-1], types.WorkDoneProgressEnd)
     shown = [m.message for m in client.messages if "now serving" in m.message]
