@@ -136,3 +136,26 @@ def test_reconcile_on_start_rereads_only_changed_files(tmp_path: Path) -> None:
     assert "m002.py" not in paths and "new.py" in paths and len(paths) == 200
     record = next(r for r in api.load_records(root) if r["file_path"] == "m001.py")
     assert abs(record["mtime"] - os.stat(root / "m001.py").st_mtime) < 1e-3
+
+
+def test_reading_files_costs_the_watcher_nothing(tmp_path: Path) -> None:
+    """Reads (a ``.venv`` being imported from, an editor opening files) deliver no events."""
+    root = tmp_path / "ws"
+    write(root, {"pkg/mod.py": PY, ".venv/lib/site.py": PY, ".gitignore": ".venv/\n"})
+    watcher = api.watch(root, config=CFG)
+    watcher.start()
+    try:
+        watcher.wait_idle()
+        time.sleep(0.5)  # the start-up sync's own writes under .codellama/ are delivered
+        before = watcher.counters["events"]
+        for _ in range(300):
+            for rel in ("pkg/mod.py", ".venv/lib/site.py"):
+                with open(root / rel, "rb") as handle:
+                    handle.read()
+        time.sleep(0.3)
+        assert watcher.counters["events"] == before, watcher.counters
+        write(root, {"pkg/new.py": PY})
+        _until(lambda: "pkg/new.py" in _paths(root))
+        assert watcher.counters["events"] > before, watcher.counters
+    finally:
+        watcher.stop()
