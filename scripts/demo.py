@@ -237,7 +237,8 @@ def _status_summary(status: dict[str, Any]) -> dict[str, Any]:
         "model": model.get("model"),
         "adapter": model.get("adapter"),
         "device": model.get("device"),
-        "latency": status.get("latency"),
+        "latencyP50Ms": status.get("completions", {}).get("latencyP50Ms"),
+        "tokensPerSecond": status.get("completions", {}).get("tokensPerSecond"),
     }
 
 
