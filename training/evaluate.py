@@ -70,19 +70,29 @@ def evaluate_engine(
 ) -> dict[str, Any]:
     """Score ``baseline_adapter`` (None: base model) then ``adapter`` on the same holes.
 
-    The engine ends up serving whatever it served before the call.
+    The engine ends up serving whatever it served before the call. ``on_hole(done, total)``
+    counts over both sides (base holes, then adapter holes).
     """
     previous = engine.loaded.adapter
     report: dict[str, Any] = {"holes": len(holes), "max_new_tokens": max_new_tokens}
     t0 = time.monotonic()
     engine.set_adapter(baseline_adapter)
-    base_preds = run_holes(engine, holes, max_new_tokens=max_new_tokens, on_hole=on_hole)
+    sides = 2 if adapter is not None else 1
+
+    def counted(side: int) -> Callable[[int, int], None] | None:
+        """Per-side ``(done, total)`` as one count over every side's holes."""
+        if on_hole is None:
+            return None
+        report_hole = on_hole
+        return lambda done, total: report_hole(side * total + done, sides * total)
+
+    base_preds = run_holes(engine, holes, max_new_tokens=max_new_tokens, on_hole=counted(0))
     report["base"] = {"adapter": baseline_adapter, **_scores(holes, base_preds)}
     report["base_seconds"] = round(time.monotonic() - t0, 2)
     if adapter is not None:
         t1 = time.monotonic()
         engine.set_adapter(adapter)
-        new_preds = run_holes(engine, holes, max_new_tokens=max_new_tokens, on_hole=on_hole)
+        new_preds = run_holes(engine, holes, max_new_tokens=max_new_tokens, on_hole=counted(1))
         report["adapter"] = {"adapter": adapter, **_scores(holes, new_preds)}
         report["adapter_seconds"] = round(time.monotonic() - t1, 2)
         report["delta"] = {
@@ -133,27 +143,9 @@ def evaluate_adapter(
         adapter=adapter,
         baseline_adapter=baseline_adapter,
         max_new_tokens=max_new_tokens,
-        on_hole=_over_both_sides(on_hole, len(holes), 2 if adapter is not None else 1),
+        on_hole=on_hole,
     )
     report.update(base_model=base_model, files=len(validation), seed=seed)
-    return report
-
-
-def _over_both_sides(
-    on_hole: Callable[[int, int], None] | None, holes: int, sides: int
-) -> Callable[[int, int], None] | None:
-    """Turn per-side ``(done, total)`` calls into one count over every side's holes."""
-    if on_hole is None:
-        return None
-    side = [0]
-    last = [0]
-
-    def report(done: int, total: int) -> None:
-        if done <= last[0]:
-            side[0] += 1  # the count restarted: the next side began
-        last[0] = done
-        on_hole(side[0] * holes + done, sides * holes)
-
     return report
 
 

@@ -21,9 +21,14 @@ from lsp_server.feature import Feature, command
 from lsp_server.settings import Settings
 from lsp_server.setup import command_argument
 
-__all__ = ["DatasetFeature"]
+__all__ = ["DatasetFeature", "state_dir"]
 
 logger = logging.getLogger(__name__)
+
+
+def state_dir(settings: Settings, root: Path) -> Path:
+    """Where dataset, runs and adapters live: ``stateDir`` if set, else ``<root>/.codellama``."""
+    return Path(settings.state_dir).expanduser() if settings.state_dir else root / ".codellama"
 
 
 class DatasetFeature(Feature):
@@ -45,8 +50,7 @@ class DatasetFeature(Feature):
 
     def state_dir(self, root: Path) -> Path:
         """``stateDir`` if set, else ``<workspace>/.codellama``."""
-        configured = self.server.settings.state_dir
-        return Path(configured).expanduser() if configured else root / ".codellama"
+        return state_dir(self.server.settings, root)
 
     def _out(self) -> str | None:
         return self.server.settings.state_dir or None

@@ -75,8 +75,9 @@ class FinetuneFeature(Feature):
         return Path(root)
 
     def _state_dir(self, root: Path) -> Path:
-        configured = getattr(self.server.settings, "state_dir", None)
-        return Path(configured).expanduser() if configured else root / ".codellama"
+        from lsp_server.features.dataset import state_dir
+
+        return state_dir(self.server.settings, root)
 
     def _base_model(self) -> str:
         model = self.server.settings.model
