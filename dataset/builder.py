@@ -13,11 +13,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dataset.config import DatasetConfig
+from dataset.known_secrets import SECRETS_VERSION, propagate
 from dataset.process import KEPT, Outcome, complete_touch, process_file, process_many
 from dataset.scope import Scope, display_path
 from dataset.store import DATASET, Catalogue, ensure_state_dir, export
@@ -130,7 +131,7 @@ def reconcile(
         listing = scope.list_files()
         meta = cat.meta()
         fingerprint = config.fingerprint()
-        if meta.get("config") != fingerprint:
+        if meta.get("config") != fingerprint or meta.get("secrets_version") != SECRETS_VERSION:
             full = True
         previous = {} if full else cat.outcomes()
         total = len(listing.files)
@@ -164,24 +165,28 @@ def reconcile(
                 log.info("skipped %s: %s (%s)", outcome.path, outcome.status, outcome.detail)
         commits: list[tuple[str, int, str]] | None = None
         history_counts: Counter[str] = Counter()
+        history_secrets: set[str] = set()
         if history:
             if progress:
                 progress(total, total, "reading git history")
             if scope.mode == "git":
                 from dataset.history import commit_records
 
-                commits = commit_records(root, scope, config, history_counts)
+                commits = commit_records(root, scope, config, history_counts, history_secrets)
             else:
                 history_counts["history_not_a_repository"] += 1
                 commits = []
         listed = {o.path for o in outcomes}
         stale = [p for p in (previous or cat.outcomes()) if p not in listed]
+        changed = [o for o in outcomes if previous.get(o.path) is not o]
         with cat.transaction() as db:
             if full:
                 db.execute("DELETE FROM files")
             else:
                 cat.delete(db, stale)
-            cat.upsert(db, (o for o in outcomes if previous.get(o.path) is not o))
+            # Secrets found anywhere are redacted everywhere (new and stored records).
+            changed, commits, _ = propagate(db, changed, commits, history_secrets)
+            cat.upsert(db, changed)
             skipped = [(display_path(p), r, d) for p, r, d in listing.skipped]
             skipped += [(k, k, "") for k in history_counts]
             cat.replace_skipped(db, skipped)
@@ -193,7 +198,7 @@ def reconcile(
                     "config": fingerprint,
                     "mode": scope.mode,
                     "notes": scope.notes,
-                    "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 },
             )
         dataset = state / DATASET

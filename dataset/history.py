@@ -17,7 +17,7 @@ from dataset.config import DatasetConfig
 from dataset.process import path_reason
 from dataset.records import commit_record, dumps
 from dataset.scope import Scope
-from dataset.secrets import redact
+from dataset.secrets import find_secrets, redact_values
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,14 @@ def _cap(text: str, limit: int) -> str:
 
 
 def commit_records(
-    root: Path, scope: Scope, config: DatasetConfig, counts: Counter[str]
-) -> list[tuple[str, int, str]]:
-    """``(sha, redactions, record_json)`` for the newest commits, newest first."""
+    root: Path, scope: Scope, config: DatasetConfig, counts: Counter[str],
+    found: set[str] | None = None,
+) -> list[tuple[str, int, str]]:  # fmt: skip
+    """``(sha, redactions, record_json)`` for the newest commits, newest first.
+
+    ``found`` collects the secret values redacted (and those inside cut sections of secret
+    files such as ``.env``) for ``dataset.known_secrets``.
+    """
     import git
 
     fmt = f"{_SEP}%H%x00%aI%x00%at%x00%B%x00"
@@ -89,13 +94,18 @@ def commit_records(
                 reason = "encoded_or_generated"
             if reason:
                 counts[f"history_section_{reason}"] += 1
+                if reason == "secret_file" and found is not None:
+                    added = _added(section)
+                    found.update(added[a:b] for a, b, _ in find_secrets(added))
                 continue
             kept_sections.append(section)
             files.append(path)
         message = message.strip()
         body = _cap("".join(kept_sections), config.history_max_diff_bytes)
-        clean_message, n_msg = redact(message)
-        clean_body, n_body = redact(body)
+        clean_message, n_msg, msg_values = redact_values(message)
+        clean_body, n_body, body_values = redact_values(body)
+        if found is not None:
+            found.update(msg_values, body_values)
         content = clean_message + "\n\n" + clean_body if clean_body else clean_message
         record = commit_record(
             sha, author_date, float(timestamp or 0), clean_message, content, files, n_msg + n_body

@@ -20,7 +20,7 @@ from dataset.config import DatasetConfig
 from dataset.languages import detect_language
 from dataset.records import dumps, file_record
 from dataset.scope import display_path, name_decodable
-from dataset.secrets import redact, secret_file
+from dataset.secrets import find_secrets, redact_values, secret_file
 
 KEPT = "kept"
 
@@ -41,6 +41,8 @@ class Outcome(NamedTuple):
     redactions: int = 0
     record: str | None = None
     detail: str = ""
+    secrets: tuple[str, ...] = ()
+    """Secret values found in this file (in memory only, for ``dataset.known_secrets``)."""
 
 
 def path_reason(path: str, config: DatasetConfig) -> tuple[str | None, str | None]:
@@ -67,6 +69,8 @@ def process_file(
     reason, language = path_reason(path, config)
     if reason:
         shown = display_path(path)
+        if reason == "secret_file":
+            return Outcome(shown, reason, secrets=_harvest(root, path))
         return Outcome(shown, reason, language=language)
     assert language is not None
     full = os.path.join(root, path)
@@ -154,13 +158,39 @@ def _content_outcome(base: Outcome, data: bytes, config: DatasetConfig) -> Outco
     )
     if reason:
         return base._replace(status=reason)
-    content, count = redact(text, raw)
+    content, count, values = redact_values(text, raw)
     record = file_record(
         base.path, content, base.language, base.sha256, base.size, base.mtime_ns / 1e9, count
     )
     return Outcome(
-        base.path, KEPT, base.size, base.mtime_ns, base.sha256, base.language, count, dumps(record)
-    )
+        base.path, KEPT, base.size, base.mtime_ns, base.sha256, base.language, count,
+        dumps(record), secrets=tuple(values),
+    )  # fmt: skip
+
+
+HARVEST_MAX_BYTES = 64 * 1024
+
+
+def _harvest(root: Path, path: str) -> tuple[str, ...]:
+    """Secret values inside a file that is a secret by nature (``.env``, ``id_rsa``, ...).
+
+    The file itself never reaches the dataset; its values are remembered so that a copy of
+    one elsewhere (a test, a README, a commit) is redacted too. Only small regular files inside
+    the workspace are read (no symlinks, no FIFOs).
+    """
+    full = os.path.join(root, path)
+    try:
+        st = os.lstat(full)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > HARVEST_MAX_BYTES:
+            return ()
+        with open(full, "rb") as fh:
+            data = fh.read(HARVEST_MAX_BYTES)
+    except OSError:
+        return ()
+    if b"\0" in data[:8192]:
+        return ()
+    text = data.decode("utf-8", "replace")
+    return tuple(text[start:end] for start, end, _ in find_secrets(text))
 
 
 def _content_reason(data: bytes) -> str | None:

@@ -34,6 +34,7 @@ from watchdog.events import (
 
 from dataset.builder import BuildStats, make_scope, reconcile, resolve_paths
 from dataset.config import DatasetConfig
+from dataset.known_secrets import propagate
 from dataset.process import KEPT, Outcome, complete_touch, process_file
 from dataset.scope import display_path
 from dataset.store import DATASET, Catalogue, export
@@ -317,6 +318,8 @@ class Watcher:
             self._apply_file(cat, path, upserts, removed)
         with cat.transaction() as db:
             cat.delete(db, removed)
+            # Known secrets: redact them in these records, and a newly found one everywhere.
+            upserts, _, rewritten = propagate(db, upserts, None)
             cat.upsert(db, upserts)
             row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
             generation = (int(row[0]) if row else 0) + 1
@@ -325,7 +328,7 @@ class Watcher:
         if upserts or removed:
             self._export_wanted.set()
         event = ChangeEvent(
-            changed=tuple(o.path for o in upserts if o.status == KEPT),
+            changed=tuple(o.path for o in upserts if o.status == KEPT) + tuple(rewritten),
             removed=tuple(removed) + tuple(o.path for o in upserts if o.status != KEPT),
             dropped={o.path: o.status for o in upserts if o.status != KEPT},
             generation=generation,

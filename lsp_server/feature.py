@@ -90,6 +90,10 @@ class Feature:
     def document_closed(self, params: types.DidCloseTextDocumentParams) -> Any:
         """``textDocument/didClose``."""
 
+    def workspace_folders_changed(self, params: types.DidChangeWorkspaceFoldersParams) -> Any:
+        """``workspace/didChangeWorkspaceFolders`` (``server.workspace.folders`` and
+        ``server.workspace_root`` already reflect the change)."""
+
     def shutdown(self) -> Any:
         """``shutdown`` request: stop background work (threads, processes, watchers)."""
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsp_server.settings import Settings
@@ -34,7 +35,7 @@ ProgressFn = Callable[[int, "int | None", str], None]
 logger = logging.getLogger(__name__)
 
 
-class LoadState(str, enum.Enum):
+class LoadState(enum.StrEnum):
     """Where the model is in its lifecycle (the value is shown in ``codellama.status``)."""
 
     NOT_LOADED = "not loaded"
@@ -55,11 +56,18 @@ class ModelKey:
     device: str
     dtype: str
     trust_remote_code: bool
+    quantize: str = "auto"
 
     @classmethod
     def of(cls, settings: Settings) -> ModelKey:
         """The reload-relevant part of ``settings``."""
-        return cls(settings.model, settings.device, settings.dtype, settings.trust_remote_code)
+        return cls(
+            settings.model,
+            settings.device,
+            settings.dtype,
+            settings.trust_remote_code,
+            settings.quantize,
+        )
 
 
 def _user_message(what: str, exc: BaseException) -> str:
@@ -76,7 +84,7 @@ def _user_message(what: str, exc: BaseException) -> str:
         return f"Could not load {what}: {text}"
     return (
         f"Could not load {what} ({kind}: {text}). Check codellama.model "
-        "(a Hugging Face id, a local model directory or 'bundled:smollm2-135m') and "
+        "(a Hugging Face id, a local model directory or 'bundled:qwen2.5-coder-0.5b') and "
         "codellama.adapter; the server keeps running without completions."
     )
 
@@ -91,6 +99,8 @@ class ModelHost:
         """User-facing message of the last failed load."""
         self.key: ModelKey | None = None
         self.adapter: str | None = None
+        """The adapter the engine really serves (None: the base model, or nothing loaded).
+        The fine-tune's gate and ``codellama.status`` take it from here, never from settings."""
         self.info: dict[str, Any] = {}
         """model id, device, dtype, template, adapter of the served model (for status)."""
         self.load_seconds: float | None = None
@@ -129,14 +139,14 @@ class ModelHost:
             try:
                 self._swap_adapter(settings.adapter, report)
             except BaseException as exc:
-                # Keep serving what worked before; the user still learns why the swap failed.
+                # Serve again what worked before; the user still learns why the swap failed.
                 message = _user_message(f"adapter '{settings.adapter}'", exc)
+                logger.warning("adapter swap failed: %s", message, exc_info=True)
+                served = self._restore_adapter(self.adapter)
                 with self._lock:
                     if generation == self._generation:
                         self.state = LoadState.READY
-                raise LoadFailure(
-                    f"{message} (still serving adapter: {self.adapter or 'none'})"
-                ) from exc
+                raise LoadFailure(f"{message} (serving: {served or 'the base model'})") from exc
         try:
             if self._engine is None or key != self.key:
                 self._engine = None  # free the old model before loading the new one
@@ -148,12 +158,15 @@ class ModelHost:
             message = _user_message(f"model '{settings.model or 'default'}'", exc)
             logger.error("model load failed: %s", message, exc_info=True)
             with self._lock:
+                if self._engine is None:  # nothing is served any more: say so
+                    self.key, self.adapter, self.info = None, None, {}
                 if generation == self._generation:
                     self.state, self.error = LoadState.FAILED, message
             raise LoadFailure(message) from exc
         with self._lock:
             self.key = key
-            self.adapter = settings.adapter
+            assert self._engine is not None
+            self.adapter = self._engine.loaded.adapter  # what is served, not what was asked
             self.load_seconds = time.perf_counter() - started
             if generation == self._generation:
                 self.state = LoadState.READY
@@ -177,6 +190,7 @@ class ModelHost:
             dtype=settings.dtype,
             trust_remote_code=settings.trust_remote_code,
             progress=loader_progress,
+            quantize=settings.quantize,
         )
         self.info = _describe(loaded)
         from training.runtime.engine import Engine
@@ -185,11 +199,25 @@ class ModelHost:
 
     def _swap_adapter(self, adapter: str | None, report: ProgressFn) -> None:
         assert self._engine is not None
-        if adapter == self.adapter:
+        if _same_path(adapter, self.adapter):
             return
         report(2, 5, f"switching adapter to {adapter or 'none'}")
         self._engine.set_adapter(adapter)
-        self.info = _describe(self._engine.loaded)
+        self.info = {**self.info, **_describe(self._engine.loaded)}
+
+    def _restore_adapter(self, previous: str | None) -> str | None:
+        """After a failed swap: serve ``previous`` again if the engine lost it (a swap can fail
+        after unloading the old adapter), and record what the engine really serves now."""
+        assert self._engine is not None
+        if self._engine.loaded.adapter != previous:
+            try:
+                self._engine.set_adapter(previous)
+            except BaseException:
+                logger.error("could not restore adapter %s", previous, exc_info=True)
+        served: str | None = self._engine.loaded.adapter
+        self.adapter = served
+        self.info = {**self.info, **_describe(self._engine.loaded)}
+        return served
 
     def _configure_engine(self, settings: Settings) -> None:
         """Rebuild the (cheap) engine wrapper if engine-level settings changed."""
@@ -241,10 +269,12 @@ class ModelHost:
         *,
         cancel: threading.Event | None = None,
         name: str = "model job",
+        background: bool = False,
     ) -> Future[T]:
         """Run ``fn(engine)`` on the model worker: the seam for features needing the model.
 
         Fails with :class:`LoadFailure` if no model is ready when the job starts.
+        ``background``: low priority, pre-empted by any other job (see :class:`ModelWorker`).
         """
 
         def job() -> T:
@@ -253,7 +283,7 @@ class ModelHost:
                 raise LoadFailure(self.error or f"the model is {self.state.value}")
             return fn(engine)
 
-        return self.worker.submit(job, cancel=cancel, name=name)
+        return self.worker.submit(job, cancel=cancel, name=name, background=background)
 
     def status(self) -> dict[str, Any]:
         """Load state and what is served, for ``codellama.status``."""
@@ -268,12 +298,19 @@ class ModelHost:
         }
 
 
+def _same_path(a: str | None, b: str | None) -> bool:
+    """Whether two adapter settings name the same directory (``/x/`` is ``/x``)."""
+    return (a is None) == (b is None) and (a is None or Path(a) == Path(b or ""))
+
+
 def _describe(loaded: Any) -> dict[str, Any]:
     return {
         "model": loaded.model_id,
         "resolvedPath": loaded.resolved_path,
         "device": loaded.device,
         "dtype": loaded.dtype,
+        "dtypeReason": getattr(loaded, "dtype_reason", ""),
+        "quantize": f"{getattr(loaded, 'quantize', 'none')} ({getattr(loaded, 'quantize_reason', '')})",
         "adapter": loaded.adapter,
         "template": loaded.template.name,
     }

@@ -10,7 +10,13 @@ Features receive this object as ``self.server``. What it offers them:
 - ``spawn(coro)``: start a background task whose reference is kept and whose failure is logged;
 - ``show(message, kind)`` / ``call_threadsafe(fn, ...)``: safe from any thread;
 - ``work_progress(title)``: server-initiated ``$/progress`` usable from any thread;
-- ``workspace_root``: the first workspace folder (or root URI) as a ``Path``, if any.
+- ``workspace_root``: the first workspace folder (or root URI) as a ``Path``, if any;
+- ``position_encoding``: the negotiated encoding (``"utf-8"``/``"utf-16"``/``"utf-32"``), for
+  every position the server converts or sends (:mod:`lsp_server.text` takes it).
+
+Transport: ``start_io``/``start_tcp`` read through :mod:`lsp_server.framing` (resynchronising,
+size-capped) into :class:`~lsp_server.protocol.CodeLlamaProtocol` (pygls' protocol with its
+defects fixed); ``exit_code`` is what the process should exit with.
 """
 
 from __future__ import annotations
@@ -18,20 +24,25 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from lsp_server import __version__
 from lsp_server.completion_service import CompletionService
+from lsp_server.framing import ChunkQueue, FrameReader, read_stream_into, start_reader_thread
 from lsp_server.logs import EditorLogHandler
 from lsp_server.model_host import ModelHost
+from lsp_server.protocol import CodeLlamaProtocol
 from lsp_server.settings import Settings
+from lsp_server.text import encoding_name
 from lsp_server.worker import ModelWorker
 
 if TYPE_CHECKING:
@@ -100,14 +111,21 @@ class Progress:
         if self.token is None:
             return
         value = types.WorkDoneProgressEnd(message=message)
-        self.server.call_threadsafe(self.server.work_done_progress.end, self.token, value)
+        self.server.call_threadsafe(self._end, self.token, value)
+
+    def _end(self, token: str, value: types.WorkDoneProgressEnd) -> None:
+        progress = self.server.work_done_progress
+        progress.end(token, value)
+        progress.tokens.pop(token, None)  # pygls keeps every token forever
 
 
 class CodeLlamaServer(LanguageServer):
     """pygls server holding the shared services; handlers are registered by ``setup.py``."""
 
+    protocol: CodeLlamaProtocol
+
     def __init__(self) -> None:
-        super().__init__("codellama-lsp", __version__)
+        super().__init__("codellama-lsp", __version__, protocol_cls=CodeLlamaProtocol)
         self.settings = Settings()
         self.raw_settings: dict[str, Any] = {}
         self.torch_at_initialize: bool | None = None
@@ -123,8 +141,108 @@ class CodeLlamaServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.log_handler = EditorLogHandler(self.window_log_message)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.frame_reader: FrameReader | None = None
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve one client over stdin/stdout until ``exit`` or end of input."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        source = stdin or sys.stdin.buffer
+
+        async def serve() -> None:
+            chunks = ChunkQueue()
+            start_reader_thread(source, chunks)
+            await self.serve(FrameReader(chunks))
+
+        self._run(serve)
+
+    def protocol_counters(self) -> dict[str, int]:
+        """Bookkeeping sizes and error counts (bounded sizes show nothing leaks per message)."""
+        reader = self.frame_reader
+        return {
+            "pendingFutures": len(self.protocol._request_futures),
+            "inFlightRequests": len(self.protocol._methods),
+            "progressTokens": len(self.protocol.progress.tokens),
+            "rejectedMessages": self.protocol.rejected,
+            "framingErrors": reader.framing_errors if reader is not None else 0,
+        }
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """Serve the first client that connects to ``host:port`` (for debugging)."""
+        self._stop_event = threading.Event()
+
+        async def serve() -> None:
+            done = asyncio.Event()
+
+            async def connection(reader: asyncio.StreamReader, writer: Any) -> None:
+                self.protocol.set_writer(writer)
+                chunks = ChunkQueue()
+                feeder = asyncio.ensure_future(read_stream_into(reader, chunks))
+                try:
+                    await self.serve(FrameReader(chunks))
+                finally:
+                    feeder.cancel()
+                    done.set()
+
+            tcp = await asyncio.start_server(connection, host, port)
+            logger.info("serving on %s:%s", host, port)
+            async with tcp:
+                await done.wait()
+
+        self._run(serve)
+
+    def _run(self, serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            asyncio.run(serve())
+        except BrokenPipeError:
+            logger.error("the connection to the client is lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    async def serve(self, reader: FrameReader) -> None:
+        """Dispatch the frames of ``reader`` until ``exit`` or the end of the stream."""
+        self.frame_reader = reader
+        stop = self._stop_event
+        while stop is None or not stop.is_set():
+            frame = await reader.next_frame()
+            if frame is None:
+                if self.protocol.exit_code is None:
+                    logger.info("the client closed the connection")
+                break
+            self.protocol.receive(frame)
+            await asyncio.sleep(0)  # let handlers run between pipelined messages
+
+    def stop_serving(self) -> None:
+        """Stop reading messages (``exit``); the serve loop ends after the current one."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    @property
+    def exit_code(self) -> int:
+        """0 after ``shutdown`` + ``exit`` (or end of input after ``shutdown``), else 1."""
+        code = self.protocol.exit_code
+        if code is None:
+            code = 0 if self.protocol.shutdown_received else 1
+        return code
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls' out-of-band error report: log it; never pop up a message for a protocol
+        error (features show what users must see through :meth:`show`)."""
+        logger.error("%s: %s", getattr(source, "__name__", source), error)
 
     # -- helpers for features ----------------------------------------------------------------
+
+    @property
+    def position_encoding(self) -> str:
+        """The negotiated position encoding: ``"utf-8"``, ``"utf-16"`` or ``"utf-32"``."""
+        try:
+            return encoding_name(self.workspace.position_encoding)
+        except RuntimeError:  # before initialize
+            return "utf-16"
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "task") -> asyncio.Task[Any]:
         """Run ``coro`` in the background; keep a reference; log (not raise) its failure."""

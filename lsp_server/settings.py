@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import cattrs
@@ -30,6 +31,7 @@ SECTION = "codellama"
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+Quantize = Literal["auto", "none", "int8", "int4"]
 LogLevel = Literal["error", "warning", "info", "debug"]
 
 
@@ -38,8 +40,9 @@ class Settings:
     """Everything a user can configure. Field names are snake_case; JSON keys are camelCase."""
 
     model: str = ""
-    """Model to serve: hub id, local Hugging Face directory or ``bundled:smollm2-135m``.
-    Empty: CodeLlama-7B when a CUDA GPU is present, the bundled model otherwise."""
+    """Model to serve: hub id, local Hugging Face directory, ``bundled:qwen2.5-coder-0.5b`` or
+    ``bundled:smollm2-135m``. Empty: CodeLlama-7B when a CUDA GPU is present, else the bundled
+    Qwen2.5-Coder-0.5B."""
 
     adapter: str | None = None
     """Optional PEFT (LoRA) adapter directory served on top of ``model``; null for none."""
@@ -48,7 +51,12 @@ class Settings:
     """Where the model runs: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``mps``."""
 
     dtype: Dtype = "auto"
-    """Weight dtype: ``auto`` (bf16/fp16 on CUDA, fp32 on CPU), ``float32``, ``float16``, ``bfloat16``."""
+    """Weight dtype: ``auto`` (bf16/fp16 on CUDA; on a CPU bf16 where it is native and keeps the
+    model's greedy output, else fp32), ``float32``, ``float16``, ``bfloat16``."""
+
+    quantize: Quantize = "auto"
+    """Weight-only quantisation of the linear layers for CPU serving (faster decode): ``auto``
+    (the measured choice per bundled model, none elsewhere), ``none``, ``int8``, ``int4``."""
 
     trust_remote_code: bool = False
     """Allow model repositories to run their own Python code when loading (off unless you trust it)."""
@@ -65,6 +73,11 @@ class Settings:
     prompt_lookup: int = 0
     """Prompt-lookup decoding: number of tokens to copy from the context per step; 0 disables (0–64)."""
 
+    prefetch: bool = True
+    """Be ready before asked: prefill the model's cache when a file is opened or the cursor
+    enters another function, and compute the next suggestion while one is shown (background, low
+    priority, cancelled by any real request)."""
+
     log_level: LogLevel = "info"
     """Minimum level of messages sent to the editor's log (and ``logFile``)."""
 
@@ -80,12 +93,19 @@ class Settings:
     state_dir: str | None = None
     """Where dataset, adapters and reports live; null for ``<workspace>/.codellama``."""
 
+    repo_context: bool = True
+    """Put snippets of other workspace files (from the dataset) in front of each completion prompt."""
+
+    repo_context_tokens: int = 384
+    """Tokens of ``contextTokens`` given to those snippets, at most half the budget (0–16384)."""
+
 
 _LIMITS: dict[str, tuple[int, int]] = {
     "max_new_tokens": (1, 4096),
     "context_tokens": (64, 32768),
     "debounce_ms": (0, 5000),
     "prompt_lookup": (0, 64),
+    "repo_context_tokens": (0, 16384),
 }
 
 
@@ -147,9 +167,21 @@ def _convert(name: str, annotation: Any, value: Any) -> Any:
         low, high = _LIMITS[name]
         if not low <= result <= high:
             raise ValueError(f"must be between {low} and {high}")
+    if isinstance(result, str) and "\x00" in result:
+        # A path or model id with a NUL byte makes every OS call on it raise ValueError.
+        raise ValueError("must not contain a NUL character")
     if isinstance(result, str) and name in {"adapter", "log_file", "refactor_model", "state_dir"}:
         result = result.strip() or None
+    if isinstance(result, str) and name in _PATHS:
+        try:
+            Path(result).expanduser()
+        except RuntimeError as exc:  # "~nobody/x": no such user
+            raise ValueError(f"cannot expand '~' ({exc})") from exc
     return result
+
+
+_PATHS = {"adapter", "log_file", "state_dir"}
+"""Settings that are local paths (``~`` is expanded)."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -173,8 +205,9 @@ def parse_settings(
 ) -> tuple[Settings, list[SettingError]]:
     """Build settings from client JSON; invalid values keep the ``base`` (default) value.
 
-    Unknown keys are reported too (a typo would otherwise be silently ignored). ``None`` values
-    mean "unset" and keep the base value, as VS Code sends null for cleared settings.
+    Unknown keys are reported too (a typo would otherwise be silently ignored). ``None`` (how
+    VS Code sends a cleared setting) clears an optional setting and keeps the base value of
+    the others.
     """
     base = base or Settings()
     errors: list[SettingError] = []
@@ -207,12 +240,16 @@ def _annotation(field: dataclasses.Field[Any]) -> Any:
 
 
 def merge_settings(*sources: Any) -> dict[str, Any]:
-    """Overlay raw settings objects left to right (later wins); non-objects are skipped."""
+    """Overlay raw settings objects left to right (later wins); non-objects are skipped.
+
+    A later ``null`` wins too: it is how a client says a setting was cleared (VS Code sends
+    ``"adapter": null`` once the user removes it), so it must override the init options.
+    """
     merged: dict[str, Any] = {}
     for source in sources:
         data = _unwrap(source)
         if data:
-            merged.update({k: v for k, v in data.items() if v is not None})
+            merged.update(data)
     return merged
 
 

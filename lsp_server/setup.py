@@ -31,13 +31,16 @@ The hook API
 - ``@lsp(method, options)``: the method answers that LSP request/notification. One feature
   per method; a second claim is logged as an error and ignored (the first keeps it). Methods
   owned by this module (``initialize``, ``initialized``, ``shutdown``, ``exit``, the
-  ``textDocument/did*`` notifications and ``workspace/didChangeConfiguration``) cannot be
-  claimed: override the lifecycle hooks of :class:`~lsp_server.feature.Feature` instead, which
-  every feature receives (``initialize``, ``initialized``, ``settings_changed``,
-  ``document_opened/changed/saved/closed``, ``shutdown``, ``status``).
+  ``textDocument/did*`` notifications, ``workspace/didChangeConfiguration`` and
+  ``workspace/didChangeWorkspaceFolders``) cannot be claimed: override the lifecycle hooks of
+  :class:`~lsp_server.feature.Feature` instead, which every feature receives (``initialize``,
+  ``initialized``, ``settings_changed``, ``document_opened/changed/saved/closed``,
+  ``workspace_folders_changed``, ``shutdown``, ``status``).
 - ``@command(name)``: a ``workspace/executeCommand`` command, called as ``method(*arguments)``.
 - Plain or ``async`` methods both work. ``asyncio.CancelledError`` (``$/cancelRequest``) passes
-  through. Any other exception is logged with its traceback, the request answers with an
+  through. :class:`InvalidParams` (raise it for bad arguments; ``command_argument`` does) answers
+  ``InvalidParams`` with its message — say what is expected — and is logged once without a
+  traceback; so does pygls' ``JsonRpcInvalidParams``. Any other exception is logged with its traceback, the request answers with an
   internal error naming the feature, and the server keeps serving. A failing hook is logged and
   the remaining features' hooks still run. A feature whose module fails to import or whose
   constructor raises is logged and left out; the others still load.
@@ -49,6 +52,7 @@ The hook API
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import inspect
 import logging
@@ -58,16 +62,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInternalError
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
 
 from lsp_server import logs
 from lsp_server.feature import COMMAND_MARK, LSP_MARK, Feature
 from lsp_server.server import CodeLlamaServer
 from lsp_server.settings import SECTION, Settings, log_level_number, merge_settings, parse_settings
+from lsp_server.text import split_lines
 
-__all__ = ["FEATURES", "command_argument", "create_server"]
+__all__ = ["FEATURES", "InvalidParams", "command_argument", "create_server"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,22 +98,51 @@ _OWNED = {
     types.TEXT_DOCUMENT_DID_SAVE,
     types.TEXT_DOCUMENT_DID_CLOSE,
     types.WORKSPACE_DID_CHANGE_CONFIGURATION,
+    types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS,
 }
 
 
-def command_argument(args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+class InvalidParams(JsonRpcInvalidParams, ValueError):
+    """Raise from a handler or command for arguments the user got wrong: the request answers
+    ``InvalidParams`` (-32602) with this message, which should say what is expected. (Also a
+    ``ValueError``, so code that validated with ``except ValueError`` keeps working.)"""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+def command_argument(args: tuple[Any, ...] | list[Any], command: str = "") -> dict[str, Any]:
     """The optional single argument object of a command (``{}`` when none was sent).
 
     A bare string is returned as ``{"value": s}`` (e.g. ``codellama.useAdapter "path"``).
+    Anything else (a number, a list, several arguments) raises :class:`InvalidParams` naming
+    ``command`` and what it accepts.
     """
-    if not args or args[0] is None:
+    if not args or (len(args) == 1 and args[0] is None):
         return {}
     first = args[0]
+    name = f"{command}: " if command else ""
+    if len(args) > 1:
+        raise InvalidParams(
+            f"{name}expected no argument or one JSON object, got {len(args)} arguments"
+        )
     if isinstance(first, dict):
         return first
     if isinstance(first, str):
         return {"value": first}
-    raise ValueError(f"expected no argument or one JSON object, got {type(first).__name__}")
+    raise InvalidParams(
+        f"{name}expected no argument or one JSON object, got {_json_type(first)} {first!r:.80}"
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
 
 
 def create_server(features: Iterable[str | type[Feature]] | None = None) -> CodeLlamaServer:
@@ -155,7 +190,7 @@ def _register_marks(server: CodeLlamaServer, feature: Feature) -> None:
             if name in fm.commands:
                 logger.error("%s cannot register command %s twice; ignored", label, name)
                 continue
-            server.command(name)(_wrap_command(label, method))
+            server.command(name)(_wrap_command(label, method, name))
 
 
 def _wrap_request(label: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -166,9 +201,14 @@ def _wrap_request(label: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return handler
 
 
-def _wrap_command(label: str, method: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_command(label: str, method: Callable[..., Any], command: str) -> Callable[..., Any]:
     async def handler(*args: Any) -> Any:
-        return await _call(label, method, *args)
+        try:
+            return await _call(label, method, *args)
+        except JsonRpcInvalidParams as exc:
+            if exc.message.startswith(command):
+                raise
+            raise InvalidParams(f"{command}: {exc.message}") from exc
 
     handler.__name__ = label
     return handler
@@ -237,6 +277,14 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
         notify("document_saved")
     )
     server.feature(types.TEXT_DOCUMENT_DID_CLOSE)(notify("document_closed"))
+    # pygls updates workspace.folders first; features (the dataset watcher) follow the change.
+    server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(
+        notify("workspace_folders_changed")
+    )
+
+    @server.command(DOCUMENTS_COMMAND)
+    def documents(*args: Any) -> dict[str, Any]:
+        return document_state(server, command_argument(args, DOCUMENTS_COMMAND))
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(params: Any) -> None:
@@ -249,7 +297,37 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
     def exit_(params: Any) -> None:
         # pygls then closes stdout and raises SystemExit, but its stdin reader thread keeps
         # the interpreter alive until the client closes our stdin; don't depend on that.
-        hard_exit_after(1.0, 0 if server.shutdown_requested else 1)
+        hard_exit_after(1.0, 0 if server.protocol.shutdown_received else 1)
+
+
+DOCUMENTS_COMMAND = "codellama.documents"
+"""Diagnostic command: what the server holds for each open document and its protocol counters
+(``{"uri": ...}`` restricts it to one document). Clients use it to check document sync."""
+
+
+def document_state(server: CodeLlamaServer, options: dict[str, Any]) -> dict[str, Any]:
+    """The ``codellama.documents`` report: per open document its version, length (code
+    points), line count (LSP line breaks), sha256 of the UTF-8 text and language id."""
+    uri = options.get("uri")
+    if uri is not None and not isinstance(uri, str):
+        raise InvalidParams(f"{DOCUMENTS_COMMAND}: uri must be a string, got {uri!r:.80}")
+    documents = {}
+    for key, document in server.workspace.text_documents.items():
+        if uri is not None and key != unquote(uri):
+            continue
+        text = document.source
+        documents[document.uri] = {
+            "version": document.version,
+            "length": len(text),
+            "lines": len(split_lines(text)) or 1,
+            "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+            "languageId": document.language_id,
+        }
+    return {
+        "positionEncoding": server.position_encoding,
+        "documents": documents,
+        **server.protocol_counters(),
+    }
 
 
 def hard_exit_after(seconds: float, code: int) -> None:

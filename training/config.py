@@ -72,6 +72,9 @@ class TrainConfig:
     """``sdpa``, ``eager`` or ``flash_attention_2`` (all keep packed documents apart)."""
     gradient_checkpointing: bool = False
     """Trade compute for memory (large models on small GPUs)."""
+    loss_chunk_tokens: int | None = None
+    """Loss over label positions in chunks of N (``lm_head`` recomputed per chunk in backward,
+    full logits never built); unset: ~64 MB of fp32 logits per chunk; 0: full-logits loss."""
     checkpoint_every: int = 50
     """Save a resumable checkpoint every N steps (and always on cancel/stop)."""
     resume: bool = False
@@ -82,6 +85,9 @@ class TrainConfig:
     """Evaluation holes (rest-of-line and ~20 % multi-line blocks)."""
     eval_max_new_tokens: int = 48
     """Generation budget per evaluation hole."""
+    eval_max_minutes: float | None = None
+    """Time budget of the evaluation after training (unset: ``--max-minutes``, so evaluating
+    never takes longer than training was allowed to; holes left out are reported)."""
     served_adapter: str | None = None
     """Adapter currently served: the gate compares the new adapter against it (else the base)."""
     gate_metric: str = "exact_match"
@@ -106,11 +112,19 @@ class TrainConfig:
             (self.epochs > 0, "--epochs must be > 0"),
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be ≥ 1"),
             (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be > 0"),
+            (
+                self.eval_max_minutes is None or self.eval_max_minutes > 0,
+                "--eval-max-minutes must be > 0",
+            ),
             (self.lora_r >= 1, "--lora-r must be ≥ 1"),
             (0.0 <= self.fim_rate <= 1.0, "--fim-rate must be in [0, 1]"),
             (0.0 <= self.spm_rate <= 1.0, "--spm-rate must be in [0, 1]"),
             (0.0 <= self.val_fraction < 1.0, "--val-fraction must be in [0, 1)"),
             (self.checkpoint_every >= 1, "--checkpoint-every must be ≥ 1"),
+            (
+                self.loss_chunk_tokens is None or self.loss_chunk_tokens >= 0,
+                "--loss-chunk-tokens must be ≥ 0",
+            ),
             (bool(self.target_modules), "--target-modules must name at least one module"),
         ]
         for ok, message in checks:

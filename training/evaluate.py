@@ -29,12 +29,22 @@ def run_holes(
     max_new_tokens: int = 48,
     cancel: Any = None,
     on_hole: Callable[[int, int], None] | None = None,
+    deadline: float | None = None,
+    index: Any = None,
 ) -> list[str]:
-    """Greedy completions for each hole (block holes get twice the token budget)."""
+    """Greedy completions for each hole (block holes get twice the token budget).
+
+    With a ``deadline`` (``time.monotonic()`` value) no hole is started after it: the list may
+    be shorter than ``holes``. With an ``index`` (:class:`training.runtime.retrieval.RepoIndex`)
+    each prompt gets the repository context the server would send (never the hole's own file).
+    """
     from training.runtime.engine import CompletionRequest
+    from training.runtime.retrieval import with_repo_context
 
     preds: list[str] = []
     for i, h in enumerate(holes):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
         block = h.kind == "block"
         req = CompletionRequest(
             path=h.path,
@@ -43,7 +53,7 @@ def run_holes(
             max_new_tokens=max_new_tokens * (2 if block else 1),
             multiline=block,
         )
-        preds.append(engine.complete(req, cancel).text)
+        preds.append(engine.complete(with_repo_context(req, index), cancel).text)
         if on_hole is not None:
             on_hole(i + 1, len(holes))
     return preds
@@ -67,14 +77,49 @@ def evaluate_engine(
     baseline_adapter: str | None = None,
     max_new_tokens: int = 48,
     on_hole: Callable[[int, int], None] | None = None,
+    max_seconds: float | None = None,
+    index: Any = None,
 ) -> dict[str, Any]:
     """Score ``baseline_adapter`` (None: base model) then ``adapter`` on the same holes.
 
-    The engine ends up serving whatever it served before the call. ``on_hole(done, total)``
-    counts over both sides (base holes, then adapter holes).
+    ``index``: a :class:`training.runtime.retrieval.RepoIndex` for repository context (both
+    sides get the same snippets, as the server would send them); ``None`` for none.
+
+    The engine ends up serving whatever it served before the call, also when scoring fails or
+    is interrupted. ``on_hole(done, total)`` counts over both sides (base holes, then adapter
+    holes). ``max_seconds``: the base side gets half the budget, the adapter side the rest;
+    both are scored on the holes both sides finished (``report["budget_stopped"]``).
     """
     previous = engine.loaded.adapter
+    try:
+        return _evaluate_sides(
+            engine,
+            holes,
+            adapter=adapter,
+            baseline_adapter=baseline_adapter,
+            max_new_tokens=max_new_tokens,
+            on_hole=on_hole,
+            max_seconds=max_seconds,
+            index=index,
+        )
+    finally:
+        if engine.loaded.adapter != previous:
+            engine.set_adapter(previous)
+
+
+def _evaluate_sides(
+    engine: Any,
+    holes: Sequence[Hole],
+    *,
+    adapter: str | None,
+    baseline_adapter: str | None,
+    max_new_tokens: int,
+    on_hole: Callable[[int, int], None] | None,
+    max_seconds: float | None,
+    index: Any = None,
+) -> dict[str, Any]:
     report: dict[str, Any] = {"holes": len(holes), "max_new_tokens": max_new_tokens}
+    report["repo_context"] = index is not None
     t0 = time.monotonic()
     engine.set_adapter(baseline_adapter)
     sides = 2 if adapter is not None else 1
@@ -86,13 +131,28 @@ def evaluate_engine(
         report_hole = on_hole
         return lambda done, total: report_hole(side * total + done, sides * total)
 
-    base_preds = run_holes(engine, holes, max_new_tokens=max_new_tokens, on_hole=counted(0))
+    end = None if max_seconds is None else t0 + max_seconds
+    half = None if max_seconds is None else t0 + max_seconds / sides
+    base_preds = run_holes(
+        engine, holes, max_new_tokens=max_new_tokens, on_hole=counted(0), deadline=half,
+        index=index,
+    )  # fmt: skip
+    if len(base_preds) < len(holes):
+        holes = holes[: len(base_preds)]
+        report.update(holes=len(holes), budget_stopped=True)
     report["base"] = {"adapter": baseline_adapter, **_scores(holes, base_preds)}
     report["base_seconds"] = round(time.monotonic() - t0, 2)
     if adapter is not None:
         t1 = time.monotonic()
         engine.set_adapter(adapter)
-        new_preds = run_holes(engine, holes, max_new_tokens=max_new_tokens, on_hole=counted(1))
+        new_preds = run_holes(
+            engine, holes, max_new_tokens=max_new_tokens, on_hole=counted(1), deadline=end,
+            index=index,
+        )  # fmt: skip
+        if len(new_preds) < len(holes):  # the adapter side ran out: score the common holes
+            holes, base_preds = holes[: len(new_preds)], base_preds[: len(new_preds)]
+            report.update(holes=len(holes), budget_stopped=True)
+            report["base"] = {"adapter": baseline_adapter, **_scores(holes, base_preds)}
         report["adapter"] = {"adapter": adapter, **_scores(holes, new_preds)}
         report["adapter_seconds"] = round(time.monotonic() - t1, 2)
         report["delta"] = {
@@ -111,8 +171,6 @@ def evaluate_engine(
         }
         for i, h in enumerate(holes[:12])
     ]
-    if engine.loaded.adapter != previous:
-        engine.set_adapter(previous)
     return report
 
 
@@ -127,13 +185,19 @@ def evaluate_adapter(
     seed: int = 0,
     device: str = "auto",
     on_hole: Callable[[int, int], None] | None = None,
+    max_minutes: float | None = None,
+    context_records: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Load the base model into an Engine and compare baseline vs ``adapter`` on the records.
 
-    ``on_hole(done, total)`` is called after each completed hole, over both sides.
+    ``on_hole(done, total)`` is called after each completed hole, over both sides;
+    ``max_minutes`` bounds the scoring (see :func:`evaluate_engine`). ``context_records``:
+    the dataset's records to draw repository context from (every file but the hole's own, as
+    the server does); ``None`` evaluates without repository context.
     """
     from training.runtime.engine import Engine
     from training.runtime.loader import load_model
+    from training.runtime.retrieval import index_records
 
     holes = make_holes(validation, max_holes=max_holes, seed=seed)
     engine = Engine(load_model(base_model, device=device))
@@ -144,6 +208,8 @@ def evaluate_adapter(
         baseline_adapter=baseline_adapter,
         max_new_tokens=max_new_tokens,
         on_hole=on_hole,
+        max_seconds=None if max_minutes is None else 60.0 * max_minutes,
+        index=None if context_records is None else index_records(context_records),
     )
     report.update(base_model=base_model, files=len(validation), seed=seed)
     return report
@@ -196,7 +262,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"# Evaluation: {report.get('base_model', '')}",
         "",
         f"{report.get('holes', 0)} holes from {report.get('files', '?')} held-out files "
-        f"(seed {report.get('seed', 0)}, greedy, max {report.get('max_new_tokens')} new tokens).",
+        f"(seed {report.get('seed', 0)}, greedy, max {report.get('max_new_tokens')} new tokens, "
+        f"repository context {'on' if report.get('repo_context') else 'off'}).",
         "",
         "| model | subset | n | " + " | ".join(c for c, _ in cols) + " |",
         "|---|---|---|" + "---|" * len(cols),
@@ -253,12 +320,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=48, help="generation budget per line hole")
     p.add_argument("--seed", type=int, default=0, help="hole sampling seed")
     p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="time budget for scoring (half per side; fewer holes when it runs out)",
+    )
+    p.add_argument(
         "--val-fraction", type=float, default=0.1, help="validation share (as in training)"
     )
     p.add_argument(
         "--all-files", action="store_true", help="use every file, not only held-out ones"
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument(
+        "--no-repo-context",
+        action="store_true",
+        help="no snippets of other dataset files in the prompts (the server sends them by default)",
+    )
     p.add_argument("--output", help="directory for eval.json / eval.md")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
@@ -278,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     if not val:
         print("codellama-eval: no held-out files; try --all-files", file=sys.stderr)
         return 1
+    from training.train import read_records
+
+    context = None if args.no_repo_context else read_records(source)
     report = evaluate_adapter(
         val,
         base_model=resolve_base_model(args.base_model),
@@ -287,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         device=args.device,
+        max_minutes=args.max_minutes,
+        context_records=context,
     )
     if args.adapter:
         report["gate"] = gate(report)

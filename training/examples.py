@@ -4,6 +4,15 @@ Each file record is cut into chunks that fit the context (cuts prefer line bound
 gets the file path header the runtime's prompt builder also uses, and FIM is applied per chunk
 (character-level split points, rate 0.9, PSM/SPM 50/50) through the model family's
 ``FimTemplate.encode_training``.  The loss covers every token, including the end token.
+
+Repository context, as the server sends it: a FIM example gets the snippets
+:func:`training.runtime.retrieval.context_for` finds for its cursor (the file's text before the
+split point), assembled by :func:`training.runtime.prompt.assemble_ids`, so the adapter learns
+the prompts it is served. **Split rule**: the index holds only the records passed in (training
+passes the training split), so a held-out file never appears as context of a training example;
+the split keeps near-duplicate clusters on one side, so no copy of one does either. Evaluation
+(held-out holes) retrieves from every other dataset file, as the server would; nothing it sees
+is trained on.
 """
 
 from __future__ import annotations
@@ -52,6 +61,8 @@ class ExampleStats:
     spm: int = 0
     truncated: int = 0
     tokens: int = 0
+    with_context: int = 0
+    """FIM examples that got repository context from other training files."""
     skipped_paths: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,6 +74,7 @@ class ExampleStats:
             "spm": self.spm,
             "truncated": self.truncated,
             "tokens": self.tokens,
+            "with_context": self.with_context,
             "skipped": len(self.skipped_paths),
         }
 
@@ -157,6 +169,40 @@ def encode_parts(
     )
 
 
+REPO_CONTEXT_SHARE = 4
+"""Repository context takes at most 1/4 of a training sequence (384 of 1536 when serving)."""
+
+
+def _context_ids(
+    tokenizer: Any,
+    template: Any,
+    index: Any,
+    parts: FimParts,
+    header: str,
+    *,
+    path: str,
+    before: str,
+    budget: int,
+) -> list[int] | None:
+    """A FIM example with repository context; ``None`` when no snippet applies."""
+    from training.runtime.fim import encode_infill_text
+    from training.runtime.prompt import assemble_ids, encode_repo_context
+    from training.runtime.retrieval import context_for
+
+    snippets = context_for(index, path, before + parts.prefix, parts.suffix)
+    context = encode_repo_context(
+        tokenizer, template, snippets, path=path, budget=budget, repo_name=index.name
+    )
+    if context is None or template.end_id is None:
+        return None
+    prefix = ("" if context.qwen else header) + parts.prefix
+    return [
+        *assemble_ids(tokenizer, template, prefix, parts.suffix, spm=parts.spm, context=context),
+        *encode_infill_text(tokenizer, parts.middle),
+        template.end_id,
+    ]
+
+
 def build_examples(
     records: Iterable[dict[str, Any]],
     tokenizer: Any,
@@ -166,14 +212,27 @@ def build_examples(
     fim_rate: float = 0.9,
     spm_rate: float = 0.5,
     seed: int = 0,
+    repo_context_tokens: int = 384,
+    repo_name: str = "",
 ) -> tuple[list[Example], ExampleStats]:
     """Turn file records into training sequences of at most ``context_len`` tokens each.
 
     The FIM draw for a chunk is seeded by (seed, path, chunk index), so it is stable across runs
-    and independent of record order.
+    and independent of record order. With ``repo_context_tokens`` > 0 (and a template with FIM
+    tokens), FIM examples get repository context from the *other* given records, at most
+    ``min(repo_context_tokens, context_len // 4)`` tokens (see the module doc's split rule).
     """
+    records = list(records)
     overhead = len(template.encode_training(tokenizer, "", "", "", spm=False))
     overhead = max(overhead, len(_plain_ids(tokenizer, template, "")))
+    context_budget = min(repo_context_tokens, context_len // REPO_CONTEXT_SHARE)
+    index = None
+    if context_budget > 0 and getattr(template, "supports_fim", False):
+        from training.runtime.retrieval import index_records
+
+        index = index_records(records, name=repo_name)
+        if len(index) < 2:
+            index = None  # one file: there is no *other* file to take context from
     stats = ExampleStats()
     examples: list[Example] = []
     for rec in records:
@@ -185,11 +244,23 @@ def build_examples(
         header = path_header(path, rec.get("language"))
         header_tokens = len(tokenizer(header, add_special_tokens=False)["input_ids"])
         budget = context_len - overhead - header_tokens - _SPLIT_SLACK_TOKENS
+        if index is not None:
+            budget -= context_budget
         stats.files += 1
+        before = ""
         for idx, chunk in enumerate(chunk_text(content, tokenizer, budget)):
             rng = random.Random(f"{seed}:{path}:{idx}")
             parts = fim_split(chunk, rng, fim_rate=fim_rate, spm_rate=spm_rate)
-            ids = encode_parts(parts, header, tokenizer, template)
+            ids = None
+            if index is not None and parts.fim:
+                ids = _context_ids(
+                    tokenizer, template, index, parts, header,
+                    path=path, before=before, budget=context_budget,
+                )  # fmt: skip
+                stats.with_context += ids is not None
+            if ids is None:
+                ids = encode_parts(parts, header, tokenizer, template)
+            before += chunk
             if len(ids) > context_len:
                 ids = ids[:context_len]
                 stats.truncated += 1

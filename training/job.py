@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -41,11 +42,21 @@ TRAIN_OPTIONS: dict[str, tuple[str, type]] = {
     "seed": ("--seed", int),
     "maxHoles": ("--max-holes", int),
     "evalMaxNewTokens": ("--eval-max-new-tokens", int),
+    "evalMaxMinutes": ("--eval-max-minutes", float),
+    "lossChunkTokens": ("--loss-chunk-tokens", int),
     "gateMetric": ("--gate-metric", str),
     "gateTolerance": ("--gate-tolerance", float),
     "checkpointEvery": ("--checkpoint-every", int),
     "device": ("--device", str),
     "dtype": ("--dtype", str),
+}
+
+# camelCase option of ``codellama.evaluate`` → ``codellama-eval`` flag
+EVAL_OPTIONS: dict[str, tuple[str, type]] = {
+    "maxHoles": ("--max-holes", int),
+    "maxMinutes": ("--max-minutes", float),
+    "maxNewTokens": ("--max-new-tokens", int),
+    "seed": ("--seed", int),
 }
 
 
@@ -63,16 +74,27 @@ def option_flags(options: Mapping[str, Any], table: Mapping[str, tuple[str, type
         if value is None:
             continue
         flag, typ = table[key]
-        try:
-            converted = typ(value)
-        except (TypeError, ValueError):
-            raise JobOptionError(
-                f"option {key!r} must be a {typ.__name__}, got {value!r}"
-            ) from None
-        if typ in (int, float) and isinstance(value, bool):
-            raise JobOptionError(f"option {key!r} must be a number, got {value!r}")
-        flags += [flag, str(converted)]
+        flags += [flag, str(_convert(key, value, typ))]
     return flags
+
+
+def _convert(key: str, value: Any, typ: type) -> Any:
+    """``value`` as ``typ``: finite numbers only, whole numbers for ints, no booleans."""
+    what = "a whole number" if typ is int else "a number" if typ is float else f"a {typ.__name__}"
+    bad = JobOptionError(f"option {key!r} must be {what}, got {value!r}")
+    if typ in (int, float) and isinstance(value, bool | str):  # "1e3" is not a number
+        raise bad
+    if typ not in (int, float):
+        if not isinstance(value, (str, int, float)):
+            raise bad
+        return typ(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise bad from None
+    if not math.isfinite(number) or (typ is int and not number.is_integer()):
+        raise bad
+    return int(number) if typ is int else number
 
 
 def train_command(

@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ CHECKPOINTS_DIR = "checkpoints"
 RUN_FILE = "run.json"
 
 
-class TrainStatus(str, Enum):
+class TrainStatus(str, Enum):  # noqa: UP042 -- str() of members is relied on as before
     """How a run ended."""
 
     SUCCESS = "success"
@@ -142,23 +143,27 @@ class Prepared:
     model_path: str
     added_tokens: list[str]
     trainable_token_ids: list[int]
+    dtype: str = ""
+    """Weight dtype of the base model (``float32``, ``bfloat16`` …)."""
 
 
-def _torch_dtype(name: str, device: str) -> Any:
+def _torch_dtype(name: str, device: str, model: str = "") -> Any:
+    """The training dtype: the loader's choice for serving ``model`` on ``device``.
+
+    ``auto`` resolves exactly as the runtime loader does (bf16 on capable CUDA and on CPUs with
+    native bf16, else fp16/fp32), so an adapter is trained on the weights it is served with.
+    In bf16 the frozen base weights and activations are bf16 while PEFT keeps the LoRA weights
+    (and so the optimizer) in fp32.
+    """
     import torch
 
-    if name == "auto":
-        if device.startswith("cuda") and torch.cuda.is_available():
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+    from training.runtime.loader import ModelLoadError, resolve_dtype
+
     try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
-            name
-        ]
-    except KeyError:
-        raise TrainingError(
-            f"--dtype must be auto, float32, bfloat16 or float16, not {name}"
-        ) from None
+        chosen = resolve_dtype(name, device, model)
+    except ModelLoadError as exc:
+        raise TrainingError(f"--dtype: {exc}") from None
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[chosen]
 
 
 def resolve_base_model(spec: str) -> str:
@@ -193,9 +198,10 @@ def prepare_model(cfg: TrainConfig, device: str) -> Prepared:
             tokenizer.add_tokens(added, special_tokens=True)
         template = template_by_name("starcoder", tokenizer)
         trainable_ids = sorted(int(tokenizer.convert_tokens_to_ids(t)) for t in fim_tokens)
+    dtype = _torch_dtype(cfg.dtype, device, spec)
     model = AutoModelForCausalLM.from_pretrained(
         path,
-        dtype=_torch_dtype(cfg.dtype, device),
+        dtype=dtype,
         attn_implementation=cfg.attn_implementation,
         trust_remote_code=cfg.trust_remote_code,
     )
@@ -220,7 +226,8 @@ def prepare_model(cfg: TrainConfig, device: str) -> Prepared:
         ),
     )
     peft_model = get_peft_model(model, lora)
-    return Prepared(peft_model, tokenizer, template, spec, added, trainable_ids)
+    dtype_name = str(dtype).removeprefix("torch.")
+    return Prepared(peft_model, tokenizer, template, spec, added, trainable_ids, dtype_name)
 
 
 def _target_modules(model: Any, wanted: tuple[str, ...]) -> list[str] | str:
@@ -382,7 +389,15 @@ class StopSignals:
 
 
 def _is_oom(exc: BaseException) -> bool:
-    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+    """CUDA OOM, Python ``MemoryError`` or torch's CPU allocator failure."""
+    text = str(exc).lower()
+    return (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"
+        or "out of memory" in text
+        or "can't allocate memory" in text
+        or "cannot allocate memory" in text
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,31 +411,64 @@ def train(
     json_progress: bool = False,
     progress_sink: Any = None,
 ) -> TrainResult:
-    """Fine-tune ``cfg.base_model`` on the workspace; see the module docstring for outputs."""
+    """Fine-tune ``cfg.base_model`` on the workspace; see the module docstring for outputs.
+
+    Every run ends with exactly one ``done`` event (``status`` + ``error``/``message``), also
+    when it fails: a user error, an out-of-memory, an unexpected exception (its traceback goes
+    to stderr) or an interrupt.
+    """
     if not cfg.output:
-        return TrainResult(TrainStatus.FAILED, "", error="give --output DIR for the run")
+        result = TrainResult(TrainStatus.FAILED, "", error="give --output DIR for the run")
+        _emit_final(result, None, None, json_progress, progress_sink)
+        return result
     run_dir = Path(cfg.output).expanduser().resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not cfg.resume:
-        (run_dir / CANCEL_FILE).unlink(missing_ok=True)
-    stops = StopSignals(run_dir, cancel)
-    started = time.monotonic()
+    state: dict[str, Any] = {}
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not cfg.resume:
+            (run_dir / CANCEL_FILE).unlink(missing_ok=True)
+        stops = StopSignals(run_dir, cancel)
+        started = time.monotonic()
         with stops.installed():
-            return _train(cfg, run_dir, stops, started, json_progress, progress_sink)
+            return _train(cfg, run_dir, stops, started, json_progress, progress_sink, state)
     except TrainingError as exc:
-        return TrainResult(TrainStatus.FAILED, str(run_dir), error=str(exc))
+        result = TrainResult(TrainStatus.FAILED, str(run_dir), error=str(exc))
     except KeyboardInterrupt:
-        return TrainResult(TrainStatus.CANCELED, str(run_dir), error="interrupted")
+        result = TrainResult(TrainStatus.CANCELED, str(run_dir), error="interrupted")
     except Exception as exc:
         if _is_oom(exc):
-            return TrainResult(
-                TrainStatus.CANCELED,
-                str(run_dir),
-                error=f"out of memory: lower --batch-size or --context-len ({exc})",
-                checkpoint=str(latest_checkpoint(run_dir) or "") or None,
-            )
-        raise
+            error = f"out of memory: lower --batch-size or --context-len ({exc})"
+        else:
+            traceback.print_exc(file=sys.stderr)
+            error = f"{type(exc).__name__}: {exc}"
+        result = TrainResult(TrainStatus.FAILED, str(run_dir), error=error)
+        with contextlib.suppress(Exception):
+            result.checkpoint = str(latest_checkpoint(run_dir) or "") or None
+    if not state.get("done"):
+        _emit_final(result, run_dir, state.get("progress"), json_progress, progress_sink)
+    return result
+
+
+def _emit_final(
+    result: TrainResult,
+    run_dir: Path | None,
+    progress: ProgressWriter | None,
+    json_progress: bool,
+    progress_sink: Any,
+) -> None:
+    """The ``done`` event of a run that ended early (main process only; never raises)."""
+    if progress is None:
+        if int(os.environ.get("RANK", "0") or 0) != 0:
+            return
+        progress = ProgressWriter(
+            run_dir if run_dir is not None and run_dir.is_dir() else None,
+            json_stream=sys.stdout if json_progress else None,
+            sink=progress_sink,
+        )
+    with contextlib.suppress(Exception):
+        progress.emit(
+            "done", status=result.status.value, message=summary(result), **_done_fields(result)
+        )
 
 
 def _train(
@@ -430,6 +478,7 @@ def _train(
     started: float,
     json_progress: bool,
     progress_sink: Any,
+    state: dict[str, Any],
 ) -> TrainResult:
     import torch
     from accelerate import Accelerator
@@ -437,6 +486,7 @@ def _train(
     from transformers import get_cosine_schedule_with_warmup
 
     from training.examples import build_examples
+    from training.loss import causal_lm_loss
     from training.packing import collate, pack_sequences, padding_fraction, plan_batches
     from training.split import split_records
 
@@ -449,6 +499,7 @@ def _train(
     progress = ProgressWriter(
         run_dir, json_stream=sys.stdout if json_progress else None, sink=sink, enabled=main
     )
+    state["progress"] = progress
     if main and not cfg.resume:
         (run_dir / "progress.jsonl").unlink(missing_ok=True)
 
@@ -508,6 +559,7 @@ def _train(
         ]
 
     n_trainable = sum(p.numel() for p in params)
+    chunk_tokens = _loss_chunk_tokens(cfg, model)
     meta: dict[str, Any] = {
         "base_model": prepared.model_path,
         "template": template.name,
@@ -521,6 +573,8 @@ def _train(
         "trainable_parameters": n_trainable,
         "processes": world,
         "device": str(accelerator.device),
+        "dtype": prepared.dtype,
+        "loss_chunk_tokens": chunk_tokens,
         "settings": cfg.as_dict(),
     }
     progress.emit(
@@ -579,9 +633,11 @@ def _train(
             }
             ctx = accelerator.no_sync(model) if k < len(group) - 1 else contextlib.nullcontext()
             with ctx:
-                out = model(**batch, use_cache=False, num_items_in_batch=max(1, n_items))
-                accelerator.backward(out.loss)
-            step_loss += float(out.loss.detach())
+                loss = causal_lm_loss(
+                    model, batch, num_items=max(1, n_items), chunk_tokens=chunk_tokens
+                )
+                accelerator.backward(loss)
+            step_loss += float(loss.detach())
             step_tokens += sum(len(rows[i]) for i in b)
         optimizer.step()
         scheduler.step()
@@ -663,15 +719,38 @@ def _train(
             del model, optimizer, scheduler
             accelerator.free_memory()
             gc.collect()
-            _evaluate_run(cfg, run_dir, split.validation, result, progress)
+            try:
+                _evaluate_run(cfg, run_dir, split.validation, result, progress)
+            except Exception as exc:  # the adapter is saved: report, do not promote
+                traceback.print_exc(file=sys.stderr)
+                reason = "out of memory" if _is_oom(exc) else f"{type(exc).__name__}: {exc}"
+                result.metrics = {"error": f"evaluation failed: {reason}"}
+                result.promote = False
         meta.update(metrics=result.metrics, promote=result.promote)
         _write_json(run_dir / RUN_FILE, meta)
         progress.emit(
             "done", status=result.status.value, message=summary(result), **_done_fields(result)
         )
+    state["done"] = True
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result
+
+
+def _loss_chunk_tokens(cfg: TrainConfig, model: Any) -> int | None:
+    """Positions per loss chunk: ``None`` (auto size), or 0 for the model's full-logits loss."""
+    from training.loss import supports_chunked_loss
+
+    if cfg.loss_chunk_tokens == 0:
+        return 0
+    if not supports_chunked_loss(model):
+        warnings.warn(
+            "this model's forward has no logits_to_keep (or post-processes its logits): "
+            "computing the loss from full logits (more memory)",
+            stacklevel=2,
+        )
+        return 0
+    return cfg.loss_chunk_tokens
 
 
 def _done_fields(result: TrainResult) -> dict[str, Any]:
@@ -710,6 +789,7 @@ def _evaluate_run(
         seed=cfg.seed,
         device="cpu" if cfg.device == "cpu" else "auto",
         on_hole=lambda done, total: _emit_eval(progress, done, total),
+        max_minutes=cfg.eval_max_minutes or cfg.max_minutes,
     )
     decision = gate(report, metric=cfg.gate_metric, tolerance=cfg.gate_tolerance)
     report["gate"] = decision
@@ -757,6 +837,8 @@ def summary(result: TrainResult) -> str:
     gate_info = result.metrics.get("gate") if result.metrics else None
     if gate_info:
         text += f"; {gate_info['reason']}"
+    elif result.metrics and result.metrics.get("error"):
+        text += f"; {result.metrics['error']}: not promoted"
     return text
 
 
@@ -764,9 +846,19 @@ def summary(result: TrainResult) -> str:
 # CLI
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that remembers its usage error (for the JSON ``done`` event)."""
+
+    last_error = ""
+
+    def error(self, message: str) -> Any:
+        self.last_error = message
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """``codellama-train`` arguments (one flag per :class:`TrainConfig` field)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="codellama-train", description="LoRA fine-tune a code model on a workspace dataset."
     )
     add_arguments(parser)
@@ -780,13 +872,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _wants_json_progress(argv: list[str]) -> bool:
+    """``--progress json`` (or ``--progress=json``) anywhere in ``argv``."""
+    return any(
+        a == "--progress=json" or (a == "--progress" and nxt == "json")
+        for a, nxt in zip(argv, [*argv[1:], ""], strict=True)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit code 0 success, 1 failed, 2 cancelled."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    json_progress = _wants_json_progress(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: usage error (2) or --help (0)
+        if exc.code not in (0, None) and json_progress:
+            reason = getattr(parser, "last_error", "") or "see the usage message"
+            error = f"invalid command line: {reason}"
+            _emit_final(TrainResult(TrainStatus.FAILED, "", error=error), None, None, True, None)
+        raise
     try:
         cfg = config_from_args(args)
     except ValueError as exc:
         print(f"codellama-train: {exc}", file=sys.stderr)
+        if args.progress == "json":
+            failed = TrainResult(TrainStatus.FAILED, "", error=str(exc))
+            _emit_final(failed, None, None, True, None)
         return 1
     sink = (lambda _e: None) if args.progress == "none" else None
     result = train(cfg, json_progress=args.progress == "json", progress_sink=sink)

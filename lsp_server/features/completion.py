@@ -19,7 +19,7 @@ from pygls.uris import to_fs_path
 
 from lsp_server.completion_service import Outcome
 from lsp_server.feature import Feature, lsp
-from lsp_server.text import offset_at
+from lsp_server.text import offset_at, units
 
 __all__ = ["CompletionFeature", "completion_items"]
 
@@ -70,14 +70,37 @@ class CompletionFeature(Feature):
         # Incomplete: the client asks again as the user types (the typed-through cache answers).
         return types.CompletionList(is_incomplete=True, items=items)
 
+    def document_opened(self, params: types.DidOpenTextDocumentParams) -> None:
+        # Be ready before the user asks: prefill the model's cache for this file (background).
+        cursor = self._cursor(params.text_document.uri, types.Position(line=0, character=0))
+        if cursor is not None:
+            self.server.completions.prefetcher.document_opened(
+                cursor.uri, cursor.text, cursor.path, cursor.language, self.server.settings
+            )
+
     def document_changed(self, params: types.DidChangeTextDocumentParams) -> None:
         # The running generation is for text that no longer exists: stop it now rather than
         # when the next request arrives (clients don't always send one).
         self.server.completions.cancel(params.text_document.uri)
+        # An edit in another top-level block (the cursor moved there): prefill for it.
+        changes = params.content_changes
+        last = changes[-1] if changes else None
+        if isinstance(last, types.TextDocumentContentChangePartial):
+            cursor = self._cursor(params.text_document.uri, last.range.start)
+            if cursor is not None:
+                self.server.completions.prefetcher.cursor_moved(
+                    cursor.uri,
+                    cursor.text,
+                    min(len(cursor.text), cursor.offset + len(last.text)),
+                    cursor.path,
+                    cursor.language,
+                    self.server.settings,
+                )
 
     def document_closed(self, params: types.DidCloseTextDocumentParams) -> None:
         self.server.completions.cancel(params.text_document.uri)
         self.server.completions.cache.forget(params.text_document.uri)
+        self.server.completions.prefetcher.forget(params.text_document.uri)
 
     async def _complete(self, uri: str, position: types.Position) -> Outcome:
         return await self._complete_at(self._cursor(uri, position))
@@ -85,6 +108,15 @@ class CompletionFeature(Feature):
     async def _complete_at(self, cursor: _Cursor | None) -> Outcome:
         if cursor is None:
             return Outcome("", "error")
+        self.server.completions.prefetcher.cursor_moved(  # the request warms this block itself
+            cursor.uri,
+            cursor.text,
+            cursor.offset,
+            cursor.path,
+            cursor.language,
+            self.server.settings,
+            prefetch=False,
+        )
         outcome = await self.server.completions.complete(
             uri=cursor.uri,
             text=cursor.text,
@@ -146,8 +178,8 @@ def completion_items(
     if not text:
         return []
     word = _WORD_END.search(line_prefix).group(0)  # type: ignore[union-attr]
-    units = len(word.encode("utf-16-le")) // 2 if encoding == "utf-16" else len(word)
-    start = types.Position(line=position.line, character=max(0, position.character - units))
+    width = units(word, encoding)  # in the negotiated encoding (UTF-8 bytes for Neovim)
+    start = types.Position(line=position.line, character=max(0, position.character - width))
     first_line = (word + text).split("\n", 1)[0].strip() or text.strip().split("\n", 1)[0]
     return [
         types.CompletionItem(

@@ -6,6 +6,11 @@ the workspace root after ``initialized``: it reconciles what changed while nobod
 new ``stateDir``, stops / restarts it. ``codellama.rebuildDataset`` rebuilds from scratch, and
 :meth:`DatasetFeature.ensure` gives the fine-tune a dataset that is current. The dataset package
 does all the work; this module only ties its lifecycle to the server's.
+
+The same records feed the repository-context index (:mod:`training.runtime.retrieval`) that
+completions draw snippets from: built once after the start-up sync (in a thread), then each
+committed batch re-indexes only the files it changed or removed, reading their records from
+the catalogue. Without the watcher there is no index (and no repository context).
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from lsp_server.setup import command_argument
 __all__ = ["DatasetFeature", "state_dir"]
 
 logger = logging.getLogger(__name__)
+
+
+IDLE_TIMEOUT_S = 30.0
+"""How long :meth:`DatasetFeature.ensure` waits for the watcher to commit pending changes."""
 
 
 def state_dir(settings: Settings, root: Path) -> Path:
@@ -45,6 +54,9 @@ class DatasetFeature(Feature):
         self._last_change: dict[str, Any] | None = None
         self._error: str | None = None
         self._initial: dict[str, Any] | None = None
+        self._index: Any = None
+        self._index_error: str | None = None
+        self._sync_lock = asyncio.Lock()
 
     # -- where ------------------------------------------------------------------------------
 
@@ -73,10 +85,17 @@ class DatasetFeature(Feature):
         """Commit what is pending and stop the watcher."""
         self._stop()
 
+    def workspace_folders_changed(self, params: Any) -> None:
+        """Follow ``workspace_root`` (status, rebuild and fine-tune already use the new one)."""
+        if self.server.workspace_root != getattr(self, "_watched_root", None):
+            self._stop()
+            self._apply(self.server.settings)
+
     def _apply(self, settings: Settings) -> None:
         root = self.server.workspace_root
         if not settings.watch_dataset or root is None or self._watcher is not None:
             return
+        self._watched_root = root
         self._starting = self.server.spawn(self._start(root), name="dataset-watch")
 
     async def _start(self, root: Path) -> None:
@@ -103,6 +122,25 @@ class DatasetFeature(Feature):
             self._error = None
             self._initial = _summary(initial)
         progress.end(f"{self._initial.get('kept', 0)} files, watching")
+        await self._build_index(root)
+
+    async def _build_index(self, root: Path) -> None:
+        """Index the committed records for repository context (a thread: seconds on 10k files)."""
+        from dataset import api
+        from training.runtime.retrieval import RepoIndex
+
+        index = RepoIndex(name=root.name)
+        self._index = index  # batches committed while it builds wait on the index lock
+        try:
+            records = await asyncio.to_thread(api.load_records, root, out=self._out())
+            files = await asyncio.to_thread(index.load, records)
+        except Exception as exc:
+            self._index = None
+            logger.exception("building the repository-context index failed")
+            self._index_error = f"{type(exc).__name__}: {exc}"
+            return
+        logger.info("repository-context index: %d files in %.1f s", files, index.build_seconds)
+        self.server.completions.repo_context.attach(index, root.name)
 
     def _stop(self) -> None:
         with self._lock:
@@ -115,6 +153,8 @@ class DatasetFeature(Feature):
                 watcher.stop()
             except Exception:
                 logger.exception("stopping the dataset watcher failed")
+        self._index = None
+        self.server.completions.repo_context.attach(None)
 
     def _on_change(self, event: Any) -> None:
         """Watcher thread: count committed batches (for ``codellama.status``)."""
@@ -126,22 +166,68 @@ class DatasetFeature(Feature):
                 "removed": list(event.removed)[:5],
                 "latencyMs": round(event.latency_s * 1000, 1),
             }
+        index = self._index
+        if index is not None:
+            try:
+                self._reindex(index, event)
+            except Exception:
+                logger.exception("updating the repository-context index failed")
+
+    def _reindex(self, index: Any, event: Any) -> None:
+        """Watcher thread: re-index the batch's files from their committed records."""
+        import json
+
+        from dataset.store import Catalogue
+
+        records: list[dict[str, Any]] = []
+        removed = list(event.removed)
+        root = self.server.workspace_root
+        if event.changed and root is not None:
+            out = self._out()
+            state = Path(out).expanduser().resolve() if out else self.state_dir(root)
+            cat = Catalogue(state, readonly=True)
+            try:
+                for path in event.changed:
+                    outcome = cat.get(path)
+                    if outcome is not None and outcome.record:
+                        records.append(json.loads(outcome.record))
+                    else:
+                        removed.append(path)
+            finally:
+                cat.close()
+        created = any(str(r.get("file_path")) not in index for r in records)
+        index.update(records, removed)
+        for record in records:
+            index.touch(str(record.get("file_path")))  # just saved: recently edited
+        changed = {*removed, *(str(r.get("file_path")) for r in records)}
+        # A new file may hold what any cursor needs; an edit only concerns its own snippets.
+        self.server.completions.repo_context.forget(None if created else changed)
 
     # -- for the fine-tune ------------------------------------------------------------------
 
     async def ensure(self, root: Path) -> Path:
         """A state dir whose committed dataset reflects the workspace now; returns it.
 
-        While watching: wait until pending events are committed. Otherwise: an incremental
-        ``sync`` (which builds from scratch when there is no dataset yet).
+        While the watcher starts, its initial sync is awaited (never a second sync beside
+        it). While watching: wait until pending events are committed, or fail saying so after
+        ``IDLE_TIMEOUT_S``. Otherwise: an incremental ``sync`` (which builds from scratch when
+        there is no dataset yet).
         """
         from dataset import api
 
+        starting = self._starting
+        if starting is not None and not starting.done():
+            await asyncio.shield(starting)  # the fine-tune's cancel must not stop the watcher
         watcher = self._watcher
         if watcher is not None:
-            await asyncio.to_thread(watcher.wait_idle, 30.0)
+            if not await asyncio.to_thread(watcher.wait_idle, IDLE_TIMEOUT_S):
+                raise RuntimeError(
+                    f"the workspace dataset is still catching up with file changes after "
+                    f"{IDLE_TIMEOUT_S:.0f} s; try again when the edits have settled"
+                )
         else:
-            await asyncio.to_thread(api.sync, root, out=self._out())
+            async with self._sync_lock:  # fine-tune and evaluate may ask at once
+                await asyncio.to_thread(api.sync, root, out=self._out())
         return self.state_dir(root)
 
     # -- commands ---------------------------------------------------------------------------
@@ -184,6 +270,11 @@ class DatasetFeature(Feature):
                 "updates": self._updates,
                 "lastChange": self._last_change,
                 "error": self._error,
+                "repoContext": {
+                    "enabled": self.server.settings.repo_context,
+                    "error": self._index_error,
+                    **self.server.completions.repo_context.status(),
+                },
             }
 
 

@@ -32,6 +32,12 @@ TRAIN_SHARE = 80
 percentage keeps rising through both phases (LSP asks for a steadily rising value)."""
 
 
+CHILD_ENV = {"PYTHONSAFEPATH": "1"}
+"""``python -m training.train`` runs with the workspace as its working directory, and Python
+would put that directory first on ``sys.path``: a workspace with its own ``training/`` or
+``dataset/`` package (common names) would then run instead of ours. Python ≥ 3.11 honours this."""
+
+
 @dataclasses.dataclass
 class _Run:
     run_dir: Path
@@ -127,7 +133,7 @@ class FinetuneFeature(Feature):
             )
         except JobOptionError as exc:
             raise JsonRpcInvalidParams(f"codellama.finetune: {exc}") from exc
-        job = TrainingJob(cmd, run_dir, cwd=root)
+        job = TrainingJob(cmd, run_dir, cwd=root, env=CHILD_ENV)
         self._run = _Run(run_dir=run_dir, job=job)
         self._run.task = self.server.spawn(self._train(self._run, root), name="finetune")
         return {"started": True, "run": str(run_dir)}
@@ -143,20 +149,23 @@ class FinetuneFeature(Feature):
     @command("codellama.evaluate")
     async def evaluate(self, *args: Any) -> dict[str, Any]:
         """Base vs served adapter (or ``{"adapter": dir}``) on held-out files, in a subprocess."""
-        from training.job import run_json_command
+        from training.job import EVAL_OPTIONS, JobOptionError, option_flags, run_json_command
 
-        options = command_argument(args)
+        options = dict(command_argument(args))
+        adapter = options.pop("adapter", self._served_adapter())
+        try:  # {"maxHoles": 60, "maxMinutes": 5, ...}: checked before any work starts
+            flags = option_flags({"maxHoles": 60, **options}, EVAL_OPTIONS)
+        except JobOptionError as exc:
+            raise JsonRpcInvalidParams(f"codellama.evaluate: {exc}") from exc
         root = self._workspace()
         state = await self._ensure_dataset(root)
-        adapter = options.get("adapter", self._served_adapter())
         cmd = [sys.executable, "-m", "training.evaluate", "--dataset", str(state)]
-        cmd += ["--base-model", self._base_model(), "--json"]
-        cmd += ["--max-holes", str(int(options.get("maxHoles", 60)))]
+        cmd += ["--base-model", self._base_model(), "--json", *flags]
         if adapter and adapter != "none":
             cmd += ["--adapter", str(adapter)]
         progress = await self.server.work_progress("codellama: evaluating").begin("held-out files")
         try:
-            report: dict[str, Any] = await asyncio.to_thread(run_json_command, cmd)
+            report: dict[str, Any] = await asyncio.to_thread(run_json_command, cmd, env=CHILD_ENV)
         except Exception as exc:
             progress.end("failed")
             self.server.show(f"codellama: evaluation failed: {exc}", types.MessageType.Error)

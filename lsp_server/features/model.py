@@ -92,19 +92,48 @@ class ModelFeature(Feature):
         path = argument.get("path", argument.get("value"))
         if path is not None and not isinstance(path, str):
             raise JsonRpcInvalidParams(f"codellama.useAdapter: path must be a string, got {path!r}")
-        if path in (None, "", "none"):
-            path = None
-        elif not Path(path).expanduser().is_dir():
-            raise JsonRpcInvalidParams(
-                f"codellama.useAdapter: {path!r} is not a directory; pass the adapter directory "
-                "written by codellama.finetune, or 'none' for the base model"
-            )
-        else:
-            path = str(Path(path).expanduser().resolve())
+        path = None if path in (None, "", "none") else _adapter_directory(path)
+        previous = self._override
         self._override = _Override(self._client_adapter, path)
         self.server.settings = dataclasses.replace(self.server.settings, adapter=path)
         ok = await asyncio.shield(self.start_load(self.server.settings))
-        return {"ok": ok, "adapter": path, **self.server.host.status()}
+        if not ok:
+            self._swap_failed(previous)
+        # What IS served (the host knows), not what was asked for.
+        return {"ok": ok, "requested": path, **self.server.host.status()}
+
+    def _swap_failed(self, previous: _Override | None) -> None:
+        """A failed ``useAdapter`` leaves no trace: the override and the served adapter are
+        what they were (or, if the host could not restore it, what it really serves)."""
+        served = self.server.host.adapter
+        if previous is not None and previous.adapter == served:
+            self._override = previous
+        elif served == self._client_adapter:
+            self._override = None
+        else:
+            self._override = _Override(self._client_adapter, served)
+        self.server.settings = dataclasses.replace(self.server.settings, adapter=served)
 
     def status(self) -> dict[str, Any] | None:
         return {"adapterOverride": self._override.adapter if self._override else None}
+
+
+def _adapter_directory(path: str) -> str:
+    """``path`` resolved, if it is an adapter directory; else InvalidParams saying what to pass."""
+    expected = (
+        "pass the adapter directory written by codellama.finetune (it holds "
+        "adapter_config.json), or 'none' for the base model"
+    )
+    try:
+        directory = Path(path).expanduser()
+        if not directory.is_dir():
+            raise JsonRpcInvalidParams(
+                f"codellama.useAdapter: {path!r} is not a directory; {expected}"
+            )
+        if not (directory / "adapter_config.json").is_file():
+            raise JsonRpcInvalidParams(
+                f"codellama.useAdapter: {path!r} is not an adapter directory; {expected}"
+            )
+        return str(directory.resolve())
+    except (OSError, ValueError, RuntimeError) as exc:  # NUL byte, "~nobody", loops
+        raise JsonRpcInvalidParams(f"codellama.useAdapter: {path!r}: {exc}; {expected}") from exc

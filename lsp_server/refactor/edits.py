@@ -7,11 +7,15 @@ import difflib
 
 from lsprotocol import types
 
-from lsp_server.refactor.text import split_lines, utf16_len
+from lsp_server.refactor.text import split_lines, units
 
 
-def line_edits(old: str, new: str) -> list[types.TextEdit]:
-    """Whole-line ``TextEdit``s turning ``old`` into ``new`` (difflib opcodes on lines)."""
+def line_edits(old: str, new: str, encoding: str = "utf-16") -> list[types.TextEdit]:
+    """Whole-line ``TextEdit``s turning ``old`` into ``new`` (difflib opcodes on lines).
+
+    Positions are line starts except the end of a document without a final newline, whose
+    column is counted in the negotiated position ``encoding`` (``utf-8``/``utf-16``/``utf-32``).
+    """
     old_lines = split_lines(old)
     new_lines = split_lines(new)
     matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
@@ -21,14 +25,16 @@ def line_edits(old: str, new: str) -> list[types.TextEdit]:
             continue
         edits.append(
             types.TextEdit(
-                range=types.Range(_position(old_lines, i1), _position(old_lines, i2)),
+                range=types.Range(
+                    _position(old_lines, i1, encoding), _position(old_lines, i2, encoding)
+                ),
                 new_text="".join(new_lines[j1:j2]),
             )
         )
     return edits
 
 
-def _position(lines: list[str], index: int) -> types.Position:
+def _position(lines: list[str], index: int, encoding: str = "utf-16") -> types.Position:
     """Start of line ``index``; past the last line, the end of the document."""
     if index < len(lines):
         return types.Position(line=index, character=0)
@@ -37,18 +43,24 @@ def _position(lines: list[str], index: int) -> types.Position:
     last = lines[-1]
     if last.endswith(("\n", "\r")):
         return types.Position(line=len(lines), character=0)
-    return types.Position(line=len(lines) - 1, character=utf16_len(last))
+    return types.Position(line=len(lines) - 1, character=units(last, encoding))
 
 
 def workspace_edit(
-    uri: str, version: int | None, old: str, new: str, *, document_changes: bool = True
+    uri: str,
+    version: int | None,
+    old: str,
+    new: str,
+    *,
+    document_changes: bool = True,
+    encoding: str = "utf-16",
 ) -> types.WorkspaceEdit | None:
     """A versioned edit of ``uri`` from ``old`` to ``new``; None when nothing changed.
 
     ``document_changes=False`` is for clients without ``workspaceEdit.documentChanges``: the plain
     ``changes`` map carries no version, so the server must check staleness itself.
     """
-    edits = line_edits(old, new)
+    edits = line_edits(old, new, encoding)
     if not edits:
         return None
     if not document_changes:
@@ -59,7 +71,7 @@ def workspace_edit(
     )
 
 
-def apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
+def apply_text_edits(text: str, edits: list[types.TextEdit], encoding: str = "utf-16") -> str:
     """Apply ``edits`` (whole-line or end-of-document positions) to ``text``, as an editor would.
 
     Used by tests and benchmarks to check that an edit reproduces the validated document.
@@ -73,11 +85,11 @@ def apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
         if position.line >= len(lines):
             return len(text)
         line = lines[position.line]
-        units = 0
+        count = 0
         for index, char in enumerate(line):
-            if units >= position.character:
+            if count >= position.character:
                 return offsets[position.line] + index
-            units += utf16_len(char)
+            count += units(char, encoding)
         return offsets[position.line] + len(line)
 
     result = text

@@ -15,7 +15,7 @@ from typing import Any
 from lsprotocol import types
 
 from lsp_server.refactor.actions import ACTIONS, RefactorAction
-from lsp_server.refactor.region import Region, RegionError, Selection, select_region
+from lsp_server.refactor.region import Region, RegionError, Selection, local_tree, select_region
 
 COMMAND = "codellama.refactor"
 KIND = types.CodeActionKind.RefactorRewrite
@@ -39,19 +39,40 @@ def range_to_list(selection: Selection) -> list[int]:
 
 
 def selection_from(value: Any) -> Selection:
-    """A ``Selection`` from ``[l, c, l, c]``, an LSP range dict or an lsprotocol ``Range``."""
+    """A ``Selection`` from ``[l, c, l, c]``, an LSP range dict or an lsprotocol ``Range``.
+
+    ``ValueError`` (saying what is expected) for anything else: non-integers, negative or
+    out-of-range numbers, an end before the start.
+    """
+    numbers: list[Any] | None = None
     if isinstance(value, types.Range):
-        return Selection(
-            value.start.line, value.start.character, value.end.line, value.end.character
-        )
-    if isinstance(value, dict) and "start" in value and "end" in value:
-        start, end = value["start"], value["end"]
-        return Selection(
-            int(start["line"]), int(start["character"]), int(end["line"]), int(end["character"])
-        )
-    if isinstance(value, (list, tuple)) and len(value) == 4:
-        return Selection(*(int(v) for v in value))
-    raise ValueError('range must be an LSP range ({"start": {"line", "character"}, "end": {...}})')
+        numbers = [value.start.line, value.start.character, value.end.line, value.end.character]
+    elif isinstance(value, dict) and isinstance(value.get("start"), dict):
+        start, end = value["start"], value.get("end")
+        if isinstance(end, dict):
+            numbers = [start.get("line"), start.get("character")]
+            numbers += [end.get("line"), end.get("character")]
+    elif isinstance(value, (list, tuple)) and len(value) == 4:
+        numbers = list(value)
+    if numbers is None or not all(_position_number(n) for n in numbers):
+        raise ValueError(_RANGE_EXPECTED)
+    selection = Selection(*numbers)
+    if (selection.end_line, selection.end_character) < (
+        selection.start_line,
+        selection.start_character,
+    ):
+        raise ValueError(_RANGE_EXPECTED + ", its end not before its start")
+    return selection
+
+
+_RANGE_EXPECTED = (
+    'range must be an LSP range ({"start": {"line", "character"}, "end": {...}} or '
+    "[line, character, line, character]) of integers from 0 to 2^31-1"
+)
+
+
+def _position_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
 
 
 def list_actions(
@@ -64,9 +85,15 @@ def list_actions(
     tree: ast.Module | None = None,
     resolve_edits: bool = True,
 ) -> list[types.CodeAction]:
-    """The refactor actions for ``selection`` (empty when there is nothing to refactor)."""
+    """The refactor actions for ``selection`` (empty when there is nothing to refactor).
+
+    Runs on the event loop at every cursor move: without ``tree`` only the top-level
+    statements around the selection are parsed (:func:`local_tree`), never the whole file.
+    """
+    if tree is None and language == "python":
+        tree = local_tree(source, selection.start_line, selection.end_line)
     try:
-        region = select_region(source, selection, language, tree)
+        region = select_region(source, selection, language, tree, parse=False)
     except RegionError:
         return []
     where = range_to_list(selection)
@@ -87,3 +114,10 @@ def _action(
         command = types.Command(title=title, command=COMMAND, arguments=[argument])
         return types.CodeAction(title=title, kind=KIND, command=command)
     return types.CodeAction(title=title, kind=KIND, data=argument)
+
+
+def disabled_actions(reason: str) -> list[types.CodeAction]:
+    """One greyed-out action saying why there are no refactors here (clients that support
+    ``disabled`` show the reason instead of an empty menu)."""
+    title = "Refactor with CodeLlama"
+    return [types.CodeAction(title=title, kind=KIND, disabled=types.CodeActionDisabled(reason))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import re
 from dataclasses import dataclass
 
 from lsp_server.refactor.text import leading_ws, split_lines
@@ -60,8 +61,79 @@ def parse_python(source: str) -> ast.Module | None:
     """``source`` parsed, or None when it is not valid Python."""
     try:
         return ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
+
+
+LOCAL_PARSE_CHARS = 32_000
+"""Most source :func:`local_tree` parses. ``ast.parse`` holds the GIL (≈ 1 ms per KB here),
+so the event loop, which lists actions on every cursor move, must never parse a whole file."""
+
+_CONTINUATION = re.compile(r"(?:else|elif|except|finally)\b|[)\]}#]|[ \t\f\r\n]|$")
+"""Column-0 text that continues a statement (or is none): a clause, a closing bracket, a
+comment, indentation or a blank line."""
+
+
+def _top_level_start(line: str) -> bool:
+    """Whether ``line`` can begin a top-level statement."""
+    return _CONTINUATION.match(line) is None
+
+
+def local_tree(
+    source: str, start_line: int, end_line: int, *, budget: int = LOCAL_PARSE_CHARS
+) -> ast.Module | None:
+    """The top-level statements around lines [start_line, end_line] parsed on their own.
+
+    Line numbers in the result are the document's. A chunk is trusted only when the chunk
+    grown by one top-level statement each side also parses and none of its statements
+    straddles the chunk's edges (a column-0 ``def`` inside a triple-quoted string would
+    otherwise pass for code); else the chunk grows and is tried again. None when nothing within
+    ``budget`` characters qualifies: callers then fall back to indentation. O(chunk), not
+    O(document).
+    """
+    lines = split_lines(source)
+    if not lines:
+        return None
+    first = max(0, min(start_line, len(lines) - 1))
+    start, end = _statement_bounds(lines, first, max(first, min(end_line, len(lines) - 1)) + 1)
+    while True:
+        outer_start, outer_end = _statement_bounds(
+            lines, max(0, start - 1), min(len(lines), end + 1)
+        )
+        if sum(len(line) for line in lines[outer_start:outer_end]) > budget:
+            return None
+        tree = parse_python("".join(lines[start:end]))
+        if tree is not None and _edges_hold(lines, outer_start, outer_end, start, end):
+            return ast.increment_lineno(tree, start) if start else tree
+        if (outer_start, outer_end) == (start, end):
+            return None  # the whole (small) document does not parse
+        start, end = outer_start, outer_end
+
+
+def _statement_bounds(lines: list[str], start: int, end: int) -> tuple[int, int]:
+    """Widen [start, end) to top-level statement boundaries (decorators kept with their def)."""
+    while start > 0 and not _top_level_start(lines[start]):
+        start -= 1
+    while start > 0 and lines[start - 1].startswith("@"):
+        start -= 1
+    while end < len(lines) and not _top_level_start(lines[end]):
+        end += 1
+    return start, end
+
+
+def _edges_hold(lines: list[str], outer_start: int, outer_end: int, start: int, end: int) -> bool:
+    """Whether [start, end) is a run of whole statements of the bigger chunk around it."""
+    if (outer_start, outer_end) == (start, end):
+        return True
+    outer = parse_python("".join(lines[outer_start:outer_end]))
+    if outer is None:
+        return False
+    for node in outer.body:
+        first, last = _span(node)
+        first, last = first + outer_start, last + outer_start
+        if first < start < last or first < end < last:
+            return False
+    return True
 
 
 def def_start(node: ast.AST) -> int:
@@ -71,16 +143,22 @@ def def_start(node: ast.AST) -> int:
 
 
 def select_region(
-    source: str, selection: Selection, language: str, tree: ast.Module | None = None
+    source: str,
+    selection: Selection,
+    language: str,
+    tree: ast.Module | None = None,
+    *,
+    parse: bool = True,
 ) -> Region:
     """The region an action rewrites for ``selection``; ``RegionError`` if there is none.
 
-    ``tree`` may pass an already parsed ``source`` (the server caches it per document version).
+    ``tree`` may pass an already parsed ``source`` (or a :func:`local_tree` of it);
+    ``parse=False`` never parses the whole document (no tree: indentation decides).
     """
     lines = split_lines(source)
     if not any(line.strip() for line in lines):
         raise RegionError("the document is empty: there is nothing to refactor")
-    if tree is None and language == "python":
+    if tree is None and language == "python" and parse:
         tree = parse_python(source)
     if selection.empty:
         line = min(selection.start_line, len(lines) - 1)

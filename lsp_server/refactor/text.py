@@ -43,6 +43,16 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def units(text: str, encoding: str = "utf-16") -> int:
+    """Length of ``text`` in code units of an LSP position encoding (``utf-8``, ``utf-16``,
+    ``utf-32``; anything else counts as UTF-16, the protocol's default)."""
+    if encoding == "utf-8":
+        return len(text.encode("utf-8"))
+    if encoding == "utf-32":
+        return len(text)
+    return utf16_len(text)
+
+
 def leading_ws(line: str) -> str:
     """The whitespace that starts ``line``."""
     return line[: len(line) - len(line.lstrip(" \t"))]

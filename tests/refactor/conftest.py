@@ -60,6 +60,12 @@ def broken_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_chat_model(tmp_path_factory.mktemp("broken") / "model", forced="(")
 
 
+@pytest.fixture(scope="session")
+def other_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second such model, e.g. as ``refactorModel`` beside ``broken_model``."""
+    return build_chat_model(tmp_path_factory.mktemp("other") / "model", forced="(")
+
+
 PROFILES = ["visual-studio-code", "neovim"]
 
 

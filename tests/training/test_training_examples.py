@@ -74,3 +74,33 @@ def test_commit_records_and_empty_files_are_skipped(
         sample_records + extra, fim_tok, detect_template(fim_tok), context_len=128
     )
     assert stats.files == len(sample_records) and len(stats.skipped_paths) == 2
+
+
+def test_repo_context_comes_from_other_training_files_only(fim_tok: Any) -> None:
+    """Split rule: the index holds only the records given (the training split)."""
+    from training.runtime.fim import detect_template
+    from training.split import split_records
+
+    template = detect_template(fim_tok)
+    helper = "def scale_value(value, factor):\n    return value * factor\n"
+    records = [
+        {"file_path": f"pkg/m{i}.py", "content": f"x_{i} = scale_value({i}, 2)\n" * 12}
+        for i in range(30)
+    ] + [{"file_path": "pkg/helpers.py", "content": helper}]
+    split = split_records(records, val_fraction=0.3)
+    held_out = split.validation_paths
+    assert held_out and split.train
+    examples, stats = build_examples(split.train, fim_tok, template, context_len=256, seed=3)
+    assert stats.with_context > 0
+    for example in examples:
+        text = fim_tok.decode(example.input_ids)
+        assert len(example) <= 256
+        for path in held_out:
+            assert f"path: {path}\n" not in text  # no held-out file as context
+        assert text.count(f"path: {example.path}\n") == 1  # never its own file as context
+    # Off: exactly the plain construction.
+    plain, plain_stats = build_examples(
+        split.train, fim_tok, template, context_len=256, seed=3, repo_context_tokens=0
+    )
+    assert plain_stats.with_context == 0
+    assert all(f"path: {e.path}\n" in fim_tok.decode(e.input_ids) for e in plain)

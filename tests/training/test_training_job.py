@@ -79,3 +79,83 @@ def test_option_mapping() -> None:
         workspace="/ws", base_model="m", output="/o", options={"evaluate": False, "maxSteps": 2}
     )
     assert cmd[1:3] == ["-m", "training.train"] and "--no-eval" in cmd and "--workspace" in cmd
+
+
+def _real_trainer(
+    tmp_path: Path, *extra: str, model: str = "unused"
+) -> tuple[TrainingJob, dict[str, Any]]:
+    """The real ``python -m training.train`` child, as the server starts it."""
+    import os
+
+    cmd = train_command(
+        workspace=tmp_path / "ws", base_model=model, output=tmp_path / "run", options={}
+    )
+    env = {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    job = TrainingJob(cmd + list(extra), tmp_path / "run", env={**os.environ, **env}, nice=False)
+    return job, job.start().wait(timeout=300)
+
+
+def test_real_trainer_reports_a_user_error_in_its_done_event(tmp_path: Path) -> None:
+    job, done = _real_trainer(tmp_path)
+    assert (
+        job.done_event is not None and done is job.done_event
+    )  # emitted by the trainer, not synthesised from the exit code
+    assert done["status"] == "failed" and job.returncode == 1
+    assert "no dataset" in done["error"] and "exited with code" not in done["error"]
+    assert done["message"].startswith("training failed: no dataset")
+
+
+def test_real_trainer_reports_an_unexpected_exception_in_its_done_event(
+    tiny_model: Path, records_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00garbage, not a safetensors file")
+    job, done = _real_trainer(tmp_path, "--dataset", str(records_file), model=str(broken))
+    assert (
+        job.done_event is not None
+        and done is job.done_event
+        and done["status"] == "failed"
+        and job.returncode == 1
+    )
+    assert "exited with code" not in done["error"] and len(done["error"]) > 10
+    assert "Traceback" in job.log_path.read_text()  # the details stay in train.log
+
+
+def test_bad_command_line_still_ends_with_a_done_event(tmp_path: Path) -> None:
+    job, done = _real_trainer(tmp_path, "--batch-size", "many")
+    assert (
+        job.done_event is not None
+        and done is job.done_event
+        and done["status"] == "failed"
+        and job.returncode == 2
+    )
+    assert "--batch-size" in done["error"]
+
+
+def test_out_of_memory_is_a_failure_with_advice(
+    tiny_model: Path, records_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.train as train_mod
+    from training.config import TrainConfig
+
+    def no_memory(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 4980736000 bytes. Error code 12"
+        )
+
+    monkeypatch.setattr("training.loss.causal_lm_loss", no_memory)
+    events: list[dict[str, Any]] = []
+    cfg = TrainConfig(
+        output=str(tmp_path / "run"), dataset=str(records_file), base_model=str(tiny_model),
+        context_len=128, batch_size=2, max_steps=2, eval=False, device="cpu",
+    )  # fmt: skip
+    result = train_mod.train(cfg, progress_sink=events.append)
+    assert result.status is train_mod.TrainStatus.FAILED
+    assert result.error.startswith("out of memory: lower --batch-size")
+    done = [e for e in events if e["event"] == "done"]
+    assert len(done) == 1 and done[0]["status"] == "failed" and "out of memory" in done[0]["error"]
+    assert events[-1] is done[0]

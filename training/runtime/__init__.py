@@ -2,7 +2,7 @@
 
 Modules (import them directly; this package imports nothing heavy):
 
-- :mod:`training.runtime.spec`    -- model specs (hub id, local dir, ``bundled:smollm2-135m``)
+- :mod:`training.runtime.spec`    -- model specs (hub id, local dir, ``bundled:<name>`` models)
 - :mod:`training.runtime.loader`  -- ``load_model`` → :class:`LoadedModel` (+ PEFT adapters)
 - :mod:`training.runtime.fim`     -- fill-in-the-middle templates per model family
 - :mod:`training.runtime.prompt`  -- token-budgeted prompts

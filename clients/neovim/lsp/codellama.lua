@@ -32,8 +32,13 @@ return {
   -- Server settings (camelCase; docs/architecture.md). Empty: the server's defaults — the bundled
   -- model on CPU, CodeLlama-7B with a CUDA GPU. Set them with require('codellama').setup({ server = ... })
   -- or vim.lsp.config('codellama', { init_options = ..., settings = { codellama = ... } }).
-  init_options = vim.empty_dict(),
-  settings = { codellama = vim.empty_dict() },
+  -- debounceMs = 0: the plugin already waits ghost_text.debounce_ms before asking; a second wait
+  -- in the server would only add latency (one debounce, on the client's side).
+  init_options = { debounceMs = 0 },
+  settings = { codellama = { debounceMs = 0 } },
+  -- `python -m lsp_server` runs in the project directory: never import the project's modules
+  -- (a `torch.py` or `training/` there would shadow the server's own).
+  cmd_env = { PYTHONSAFEPATH = '1' },
   ---@param client vim.lsp.Client
   ---@param bufnr integer
   on_attach = function(client, bufnr)

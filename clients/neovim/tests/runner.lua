@@ -175,6 +175,23 @@ test('unit: invalid options are reported and replaced by defaults', function()
   check(#warned == 3, 'expected 3 warnings, got %s', vim.inspect(warned))
 end)
 
+test('unit: one debounce, in the plugin (the server gets debounceMs = 0)', function()
+  local codellama = require('codellama')
+  require('codellama.config').options = require('codellama.config').merge({})
+  local sent = codellama.server_settings({ model = 'm', debounceMs = 180 }, { server = { debounceMs = 180 } })
+  check(sent.debounceMs == 0 and sent.model == 'm', 'sent %s', vim.inspect(sent))
+  local o = require('codellama.config').options
+  check(o.ghost_text.debounce_ms == 180, 'server.debounceMs did not become the plugin delay: %s', o.ghost_text.debounce_ms)
+  require('codellama.config').options = require('codellama.config').merge({ ghost_text = { debounce_ms = 40 } })
+  sent = codellama.server_settings({ debounceMs = 180 }, { ghost_text = { debounce_ms = 40 } })
+  o = require('codellama.config').options
+  check(sent.debounceMs == 0 and o.ghost_text.debounce_ms == 40, 'explicit ghost_text.debounce_ms lost: %s', o.ghost_text.debounce_ms)
+  local default = dofile(cfg.plugin_dir .. '/lsp/codellama.lua')
+  check(default.init_options.debounceMs == 0 and default.settings.codellama.debounceMs == 0, 'lsp/codellama.lua: %s', vim.inspect(default.init_options))
+  check(default.cmd_env.PYTHONSAFEPATH == '1', 'lsp/codellama.lua must set PYTHONSAFEPATH')
+  require('codellama.config').options = vim.deepcopy(require('codellama.config').defaults)
+end)
+
 test('unit: command arguments key=value', function()
   local c = require('codellama.commands')
   check(c.parse_kv({}) == nil, 'no arguments must send none')

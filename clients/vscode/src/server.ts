@@ -23,7 +23,16 @@ import { ProgressTracker } from './progress';
 import { onInterpreterChanged, pythonInterpreter } from './python';
 import { needsInstruction, validateInstruction, withInstruction } from './refactor';
 import { CoalescingRunner } from './serial';
-import { affectsAny, readServerSettings, resolveServerLaunch, serverSection, type ServerLaunch } from './settings';
+import {
+    affectsAny,
+    commandSetting,
+    readServerSettings,
+    resolveServerLaunch,
+    serverEnvironment,
+    serverSection,
+    type ServerLaunch,
+    untrustedCommandProblem,
+} from './settings';
 import { StatusBar } from './statusBar';
 import { summarizeStatus } from './statusModel';
 
@@ -52,6 +61,10 @@ export class ServerManager implements vscode.Disposable {
         this.disposables.push(
             this.progress,
             vscode.workspace.onDidChangeConfiguration((event) => this.onConfigurationChanged(event)),
+            vscode.workspace.onDidGrantWorkspaceTrust(() => {
+                this.output.info('Workspace trusted: restarting the server with the full settings.');
+                void this.restart();
+            }),
         );
         void onInterpreterChanged(() => {
             if (!this.launchSetting()) {
@@ -136,10 +149,18 @@ export class ServerManager implements vscode.Disposable {
         let launch: ServerLaunch;
         const folder = vscode.workspace.workspaceFolders?.[0];
         const config = vscode.workspace.getConfiguration(SECTION, folder);
+        // Restricted Mode: never run an interpreter or command the workspace provides.
+        const trusted = vscode.workspace.isTrusted;
         try {
-            launch = resolveServerLaunch(config.get('serverCommand'), {
+            const serverCommand = config.get('serverCommand');
+            const problem = trusted ? undefined : untrustedCommandProblem(commandSetting(serverCommand) ?? []);
+            if (problem) {
+                this.fail(`codellama.serverCommand is not used in Restricted Mode (${problem}); trust the workspace to start the server with it.`);
+                return;
+            }
+            launch = resolveServerLaunch(serverCommand, {
                 workspaceFolder: folder?.uri.fsPath,
-                interpreter: await pythonInterpreter(folder?.uri),
+                interpreter: trusted ? await pythonInterpreter(folder?.uri) : undefined,
                 home: process.env.HOME ?? process.env.USERPROFILE,
                 env: process.env,
             });
@@ -148,12 +169,11 @@ export class ServerManager implements vscode.Disposable {
             return;
         }
         this.output.info(`Starting server (${launch.source}): ${[launch.command, ...launch.args].join(' ')}`);
-        const serverEnv = config.get<Record<string, string>>('serverEnv') ?? {};
         const serverOptions: ServerOptions = {
             command: launch.command,
             args: launch.args,
             transport: TransportKind.stdio,
-            options: { cwd: folder?.uri.fsPath, env: { ...process.env, ...serverEnv } },
+            options: { cwd: folder?.uri.fsPath, env: serverEnvironment(process.env, config.get('serverEnv')) },
         };
         const client = new LanguageClient(SECTION, SERVER_NAME, serverOptions, this.clientOptions(config));
         client.registerFeature(this.progress.featureFor(client));

@@ -176,3 +176,39 @@ export function affectsAny(
 ): boolean {
     return keys.some((key) => event.affectsConfiguration(`${section}.${key}`));
 }
+
+/**
+ * Why `argv` (a resolved `codellama.serverCommand`, variables not yet expanded) must not start in
+ * an untrusted workspace, or undefined when it may: a command taken from the workspace
+ * (`${workspaceFolder}/...` or a relative path, which resolves against the workspace folder) would
+ * run the repository's code before the user trusted it.
+ */
+export function untrustedCommandProblem(argv: readonly string[]): string | undefined {
+    const command = argv[0];
+    if (argv.some((word) => word.includes('${workspaceFolder}'))) {
+        return 'it uses ${workspaceFolder}';
+    }
+    if (command !== undefined && !command.startsWith('/') && /[\\/]/.test(command) && !/^[A-Za-z]:[\\/]/.test(command)) {
+        return `its program ${command} is a path relative to the workspace`;
+    }
+    return undefined;
+}
+
+/** The server's environment: the editor's, `codellama.serverEnv`, and `PYTHONSAFEPATH=1` so that
+ * `python -m lsp_server` started in the workspace folder never imports the workspace's modules
+ * (a `torch.py` or `training/` there would otherwise shadow ours). */
+export function serverEnvironment(base: Record<string, string | undefined>, serverEnv: unknown): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [key, value] of Object.entries(base)) {
+        if (value !== undefined) {
+            env[key] = value;
+        }
+    }
+    for (const [key, value] of Object.entries(plainObject(serverEnv))) {
+        if (typeof value === 'string') {
+            env[key] = value;
+        }
+    }
+    env.PYTHONSAFEPATH = '1';
+    return env;
+}

@@ -25,23 +25,38 @@ function M.setup(user)
   if o.filetypes then
     lsp.filetypes = o.filetypes
   end
-  if next(o.server) then
-    lsp.init_options = vim.deepcopy(o.server)
-    lsp.settings = { codellama = vim.deepcopy(o.server) }
-  end
-  if next(lsp) then
-    vim.lsp.config('codellama', lsp)
-  end
+  local server = M.server_settings(o.server, user)
+  lsp.init_options = server
+  lsp.settings = { codellama = vim.deepcopy(server) }
+  vim.lsp.config('codellama', lsp)
   require('codellama.progress').setup()
   if o.enable then
     vim.lsp.enable('codellama')
   end
 end
 
+--- The settings sent to the server: `server` with `debounceMs = 0`. The plugin debounces
+--- keystrokes itself (`ghost_text.debounce_ms`), so the server must not wait a second time; a
+--- `server.debounceMs` the user gave becomes the plugin's delay unless `ghost_text.debounce_ms`
+--- was given too.
+---@param server table<string, any>
+---@param user table? the options passed to setup()
+---@return table<string, any>
+function M.server_settings(server, user)
+  local out = vim.deepcopy(server)
+  local own = user and user.ghost_text and user.ghost_text.debounce_ms
+  if type(out.debounceMs) == 'number' and own == nil then
+    config.options.ghost_text.debounce_ms = out.debounceMs
+  end
+  out.debounceMs = 0
+  return out
+end
+
 --- Change server settings at runtime (e.g. `{ maxNewTokens = 32 }`): updates every running
 --- codellama client and sends workspace/didChangeConfiguration; the server reloads what changed.
 ---@param settings table<string, any>
 function M.set_server_settings(settings)
+  settings = M.server_settings(settings)
   config.options.server = vim.tbl_deep_extend('force', config.options.server, settings)
   for _, client in ipairs(vim.lsp.get_clients({ name = 'codellama' })) do
     client.settings = vim.tbl_deep_extend('force', client.settings or {}, { codellama = settings })

@@ -64,15 +64,14 @@ writeFileSync(
     join(workspace, '.vscode', 'settings.json'),
     JSON.stringify(
         {
-            'codellama.serverCommand': [SERVER_PYTHON, '-m', 'lsp_server', '--log-level', 'info'],
-            'codellama.serverEnv': { HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' },
+            // serverCommand, serverEnv and logFile are machine-scoped (a workspace cannot run
+            // code through them): they are in the user settings below.
             'codellama.model': MODEL_DIR,
             'codellama.device': 'cpu',
             'codellama.maxNewTokens': DEMO ? 24 : 12,
             'codellama.contextTokens': DEMO ? 384 : 1536,
             'codellama.debounceMs': 30,
             'codellama.logLevel': 'debug',
-            'codellama.logFile': serverLog,
             'codellama.finetune.maxSteps': FINETUNE_STEPS,
             // The tiny model never stops on its own: keep the post-training evaluation short.
             'codellama.finetune.extraOptions': { maxHoles: 4, evalMaxNewTokens: 4, contextLen: 128 },
@@ -81,10 +80,20 @@ writeFileSync(
         2,
     ),
 );
+// Machine-scoped settings: in code-server's window they may count as "remote" settings
+// (<user-data-dir>/Machine) rather than user settings, so they go in both.
+const machineSettings = {
+    'codellama.serverCommand': [SERVER_PYTHON, '-m', 'lsp_server', '--log-level', 'info'],
+    'codellama.serverEnv': { HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' },
+    'codellama.logFile': serverLog,
+};
+mkdirSync(join(userData, 'Machine'), { recursive: true });
+writeFileSync(join(userData, 'Machine', 'settings.json'), JSON.stringify(machineSettings));
 mkdirSync(join(userData, 'User'), { recursive: true });
 writeFileSync(
     join(userData, 'User', 'settings.json'),
     JSON.stringify({
+        ...machineSettings,
         'workbench.startupEditor': 'none',
         'workbench.tips.enabled': false,
         'workbench.enableExperiments': false,

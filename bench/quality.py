@@ -1,0 +1,234 @@
+"""Completion quality on held-out files of real third-party code: one table, the same holes.
+
+    .venv/bin/python bench/quality.py [--package click] [--holes 100] \
+        [--rows smollm2,qwen-fp32,qwen-auto,qwen-heal] [--json out.json]
+
+The source of an installed third-party package (default ``click``: not the standard library, not
+ours) is copied into a temporary workspace and turned into the workspace dataset
+(``dataset.api.build``). The dataset is split by file exactly as training splits it
+(``training.split.split_records``, near-duplicates kept on one side); holes are cut from the
+held-out files only (``training.holes.make_holes``: line holes from a random column, block holes
+of 2-8 lines), and every row completes the *same* holes through
+:func:`training.evaluate.run_holes`, i.e. ``Engine.complete``, the engine the server runs.
+
+Rows (``--rows``, comma-separated; each loads its model once):
+
+- ``smollm2``   -- ``bundled:smollm2-135m``, ``dtype: auto`` (fp32: bf16 changes its output)
+- ``qwen-fp32`` -- ``bundled:qwen2.5-coder-0.5b`` in fp32, no token healing
+- ``qwen-auto`` -- the same with the dtype ``auto`` picks (bf16 on a native-bf16 CPU)
+- ``qwen-heal`` -- ``qwen-auto`` with token healing at the cursor
+- ``qwen-repo`` -- ``qwen-heal`` with repository context: snippets the server's index
+  (``training.runtime.retrieval``) retrieves from the workspace's other files
+
+Printed per row: exact match (EM), line-hole EM, block-hole EM, edit similarity (ES), empty
+answers, seconds; then the mid-identifier holes (cursor inside a word): how many the first Qwen
+row left empty and how many of those token healing fixed (non-empty, and exact); and how often
+bf16 and fp32 greedy answers agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SMOLLM2 = "bundled:smollm2-135m"
+QWEN = "bundled:qwen2.5-coder-0.5b"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One configuration to evaluate."""
+
+    model: str
+    dtype: str = "auto"
+    heal: bool = False
+    """Token healing at the cursor (``Engine(token_healing=...)``; the base rows run without)."""
+    repo_context: bool = False
+    engine_options: dict[str, Any] = field(default_factory=dict)
+
+
+ROWS: dict[str, Row] = {
+    "smollm2": Row(SMOLLM2),
+    "qwen-fp32": Row(QWEN, dtype="float32"),
+    "qwen-auto": Row(QWEN),
+    "qwen-heal": Row(QWEN, heal=True),
+    "qwen-repo": Row(QWEN, heal=True, repo_context=True),
+}
+
+
+def workspace_records(package: str, tmp: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """Copy ``package``'s source into ``tmp`` and build its dataset; return (workspace, records)."""
+    from dataset import api
+
+    module = importlib.import_module(package)
+    source = Path(module.__file__ or "").parent
+    workspace = tmp / package
+    shutil.copytree(source, workspace, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    api.build(workspace)
+    return workspace, api.load_records(workspace)
+
+
+def engine_kwargs(row: Row) -> dict[str, Any]:
+    """Engine keyword arguments for a row (healing switch under the engine's own name)."""
+    from training.runtime.engine import Engine
+
+    params = inspect.signature(Engine).parameters
+    options = dict(row.engine_options)
+    if "token_healing" in params:
+        options["token_healing"] = row.heal
+    elif row.heal:
+        raise SystemExit("this engine has no token_healing option")
+    return options
+
+
+def mid_identifier(prefix: str, target: str) -> bool:
+    """The cursor sits inside a word: an identifier character on both sides."""
+    return (
+        bool(prefix and target)
+        and (prefix[-1].isalnum() or prefix[-1] == "_")
+        and (target[0].isalnum() or target[0] == "_")
+    )
+
+
+def run_row(
+    name: str,
+    row: Row,
+    holes: list[Any],
+    loaded_cache: dict[tuple[str, str], Any],
+    index: Any,
+    max_new_tokens: int,
+) -> dict[str, Any]:
+    """Complete every hole with one row's configuration; scores, predictions and timing."""
+    from training.evaluate import run_holes
+    from training.metrics import score
+    from training.runtime.engine import Engine
+    from training.runtime.loader import load_model
+
+    key = (row.model, row.dtype)
+    if key not in loaded_cache:
+        loaded_cache.clear()  # one model in memory at a time
+        loaded_cache[key] = load_model(row.model, dtype=row.dtype)
+    loaded = loaded_cache[key]
+    engine = Engine(loaded, **engine_kwargs(row))
+    started = time.monotonic()
+    preds = run_holes(
+        engine, holes, max_new_tokens=max_new_tokens, index=index if row.repo_context else None
+    )
+    seconds = time.monotonic() - started
+    out: dict[str, Any] = {"row": name, "model": row.model, "dtype": loaded.dtype}
+    for kind in ("all", "line", "block"):
+        pairs = [
+            (p, h.target) for p, h in zip(preds, holes, strict=True) if kind in ("all", h.kind)
+        ]
+        out[kind] = score(pairs).as_dict() if pairs else {}
+    out["empty"] = sum(1 for p in preds if not p.strip())
+    out["seconds"] = round(seconds, 1)
+    out["preds"] = preds
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--package", default="click")
+    parser.add_argument("--holes", type=int, default=100)
+    parser.add_argument("--val-fraction", type=float, default=0.25)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--rows", default="smollm2,qwen-fp32,qwen-auto,qwen-heal")
+    parser.add_argument("--json", default=None, help="write every figure and prediction here")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from training.holes import make_holes
+    from training.split import split_records
+
+    names = [n.strip() for n in args.rows.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    _, records = workspace_records(args.package, tmp)
+    split = split_records(records, val_fraction=args.val_fraction)
+    holes = make_holes(split.validation, max_holes=args.holes, seed=args.seed)
+    n_line = sum(h.kind == "line" for h in holes)
+    print(
+        f"# {args.package}: {len(records)} records, held-out files "
+        f"{sorted(split.validation_paths)}; {len(holes)} holes ({n_line} line, "
+        f"{len(holes) - n_line} block); load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    index = None
+    if any(ROWS[n].repo_context for n in names):
+        from training.runtime.retrieval import index_records
+
+        # What the server indexes: every dataset file (the hole's own file is never used).
+        index = index_records(records, name=args.package)
+
+    results: list[dict[str, Any]] = []
+    cache: dict[tuple[str, str], Any] = {}
+    header = f"{'row':10s} {'dtype':9s} {'EM':>6s} {'line EM':>8s} {'block EM':>9s} {'ES':>6s} {'empty':>6s} {'s':>6s}"
+    for name in names:
+        res = run_row(name, ROWS[name], holes, cache, index, args.max_new_tokens)
+        results.append(res)
+        print(
+            f"{name:10s} {res['dtype']:9s} {res['all']['exact_match']:6.1f} "
+            f"{res['line'].get('exact_match', 0):8.1f} {res['block'].get('exact_match', 0):9.1f} "
+            f"{res['all']['edit_similarity']:6.1f} {res['empty']:6d} {res['seconds']:6.0f}",
+            flush=True,
+        )
+    print()
+    print(header)
+    for res in results:
+        print(
+            f"{res['row']:10s} {res['dtype']:9s} {res['all']['exact_match']:6.1f} "
+            f"{res['line'].get('exact_match', 0):8.1f} {res['block'].get('exact_match', 0):9.1f} "
+            f"{res['all']['edit_similarity']:6.1f} {res['empty']:6d} {res['seconds']:6.0f}"
+        )
+    by_name = {r["row"]: r for r in results}
+    mids = [i for i, h in enumerate(holes) if mid_identifier(h.prefix, h.target)]
+    base_name = next((n for n in ("qwen-auto", "qwen-fp32") if n in by_name), None)
+    if base_name and "qwen-heal" in by_name:
+        base, heal = by_name[base_name]["preds"], by_name["qwen-heal"]["preds"]
+        empty = [i for i in mids if not base[i].strip()]
+        fixed = [i for i in empty if heal[i].strip()]
+        exact = [i for i in empty if heal[i].strip() == holes[i].target.strip()]
+        share = 100 * len(fixed) / len(empty) if empty else 100.0
+        print(
+            f"\nmid-identifier holes: {len(mids)}; {base_name} left {len(empty)} empty; "
+            f"token healing answered {len(fixed)} of them ({share:.0f} %), {len(exact)} exactly"
+        )
+    if "qwen-fp32" in by_name and "qwen-auto" in by_name:
+        a, b = by_name["qwen-fp32"]["preds"], by_name["qwen-auto"]["preds"]
+        same = sum(x == y for x, y in zip(a, b, strict=True))
+        print(f"bf16 ({by_name['qwen-auto']['dtype']}) and fp32 answers identical: {same}/{len(a)}")
+        fp32_s, auto_s = by_name["qwen-fp32"]["seconds"], by_name["qwen-auto"]["seconds"]
+        print(f"time qwen-auto ÷ qwen-fp32: {auto_s / fp32_s:.2f}")
+    if args.json:
+        payload = {
+            "package": args.package,
+            "holes": [h.as_dict() for h in holes],
+            "held_out": sorted(split.validation_paths),
+            "rows": results,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=1))
+        print("wrote", args.json)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
