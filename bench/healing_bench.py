@@ -51,27 +51,15 @@ def _percentile(values: list[float], q: float) -> float:
 def _loaded(args: argparse.Namespace) -> Any:
     from transformers import AutoTokenizer
 
-    from training.runtime.fim import detect_template
-    from training.runtime.loader import LoadedModel, load_model
+    from training.runtime.loader import load_model
     from training.runtime.spec import QWEN_CODER_MODEL, resolve_model
-    from training.runtime.tiny import tiny_llama
+    from training.runtime.tiny import in_memory, tiny_llama
 
     if args.model:
         return load_model(args.model, device="cpu")
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(QWEN_CODER_MODEL))
     model = tiny_llama(tokenizer, hidden_size=48, tie_word_embeddings=False)
-    return LoadedModel(
-        model=model,
-        tokenizer=tokenizer,
-        template=detect_template(tokenizer),
-        model_id="tiny-with-qwen-vocabulary",
-        adapter=None,
-        device="cpu",
-        dtype="float32",
-        base_model=model,
-        base_tokenizer=tokenizer,
-        base_embedding_rows=len(tokenizer),
-    )
+    return in_memory(model, tokenizer, model_id="tiny-with-qwen-vocabulary")
 
 
 def main() -> None:

@@ -184,22 +184,10 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, codellama_tokenizer
 @pytest.fixture()
 def loaded_factory(codellama_tokenizer: Any) -> Callable[..., Any]:
     """Build a LoadedModel around a fresh tiny model without going through files."""
-    from training.runtime.fim import detect_template
     from training.runtime.loader import LoadedModel
+    from training.runtime.tiny import in_memory
 
     def make(seed: int = 0) -> LoadedModel:
-        model = tiny_llama(codellama_tokenizer, seed=seed, **TINY)
-        return LoadedModel(
-            model=model,
-            tokenizer=codellama_tokenizer,
-            template=detect_template(codellama_tokenizer),
-            model_id="tiny",
-            adapter=None,
-            device="cpu",
-            dtype="float32",
-            base_model=model,
-            base_tokenizer=codellama_tokenizer,
-            base_embedding_rows=len(codellama_tokenizer),
-        )
+        return in_memory(tiny_llama(codellama_tokenizer, seed=seed, **TINY), codellama_tokenizer)
 
     return make

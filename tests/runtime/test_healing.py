@@ -293,20 +293,9 @@ def test_advance() -> None:
 
 
 def _loaded(tokenizer: Any, model: Any) -> Any:
-    from training.runtime.loader import LoadedModel
+    from training.runtime.tiny import in_memory
 
-    return LoadedModel(
-        model=model,
-        tokenizer=tokenizer,
-        template=detect_template(tokenizer),
-        model_id="tiny",
-        adapter=None,
-        device="cpu",
-        dtype="float32",
-        base_model=model,
-        base_tokenizer=tokenizer,
-        base_embedding_rows=len(tokenizer),
-    )
+    return in_memory(model, tokenizer)
 
 
 def _scripted(tokenizer: Any, script: dict[str, str], seed: int = 0) -> Any:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerBase, PreTrainedTokenizerFast
     from typing_extensions import Unpack
 
+    from training.runtime.loader import LoadedModel
+
 END_OF_TEXT = "<|endoftext|>"
 """The end (and begin) token of the StarCoder / SmolLM family."""
 STARCODER_FIM = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
@@ -165,6 +167,28 @@ def build_tiny_llama(
     tokenizer.save_pretrained(out)
     tiny_llama(tokenizer, **options).save_pretrained(out)
     return out
+
+
+def in_memory(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, *, model_id: str = "tiny"
+) -> LoadedModel:
+    """A :class:`~training.runtime.loader.LoadedModel` (CPU, fp32) around a model built in
+    memory, without saving and loading it: for tests and benchmarks of the engine."""
+    from training.runtime.fim import detect_template
+    from training.runtime.loader import LoadedModel
+
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        template=detect_template(tokenizer),
+        model_id=model_id,
+        adapter=None,
+        device="cpu",
+        dtype="float32",
+        base_model=model,
+        base_tokenizer=tokenizer,
+        base_embedding_rows=len(tokenizer),
+    )
 
 
 def _steered_ids(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str]) -> list[int]:
