@@ -198,6 +198,10 @@ class TrainingJob:
             if event is None:
                 continue
             self.events.append(event)
+            if self.cancel_requested.is_set():
+                # The trainer clears a stale CANCEL file while it starts up, so a cancel asked
+                # for before its first event may have been removed: ask again, now it listens.
+                self._touch_cancel_file()
             if event.get("event") == "step":
                 self.last_step = event
             elif event.get("event") == "done":
@@ -209,12 +213,18 @@ class TrainingJob:
     def cancel(self, *, grace_s: float = 30.0) -> None:
         """Ask the trainer to stop at its next step; escalate to signals after ``grace_s``."""
         self.cancel_requested.set()
-        with contextlib.suppress(OSError):
-            (self.run_dir / "CANCEL").touch()
+        self._touch_cancel_file()
         if not self.running:
             return
 
         threading.Thread(target=self._escalate, args=(grace_s,), daemon=True).start()
+
+    def _touch_cancel_file(self) -> None:
+        with contextlib.suppress(OSError):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cancel_file = self.run_dir / "CANCEL"
+            if not cancel_file.exists():
+                cancel_file.touch()
 
     def _escalate(self, grace_s: float) -> None:
         proc = self._proc

@@ -80,6 +80,10 @@ class TrainingError(RuntimeError):
     """A user-fixable problem (no data, bad model spec…); the message says what to do."""
 
 
+class EvaluationCancelled(Exception):
+    """The run was cancelled while its adapter was being evaluated (raised between holes)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # data
 
@@ -709,6 +713,7 @@ def _train(
             {"run": str(run_dir), "steps": step, "final_loss": last_loss},
         )
         result.adapter_dir = str(adapter)
+        stops.cancelled()  # latch a cancel that came after the last step before clearing it
         (run_dir / CANCEL_FILE).unlink(missing_ok=True)
     meta.update(result.as_dict())
     if main:
@@ -720,7 +725,15 @@ def _train(
             accelerator.free_memory()
             gc.collect()
             try:
-                _evaluate_run(cfg, run_dir, split.validation, result, progress)
+                _evaluate_run(cfg, run_dir, split.validation, result, progress, stops)
+            except EvaluationCancelled:  # the adapter is saved; nothing was compared
+                result.status = TrainStatus.CANCELED
+                result.error = (
+                    f"cancelled during evaluation; adapter kept at {result.adapter_dir}, "
+                    "not promoted"
+                )
+                result.metrics = {"error": "evaluation cancelled"}
+                result.promote = False
             except Exception as exc:  # the adapter is saved: report, do not promote
                 traceback.print_exc(file=sys.stderr)
                 reason = "out of memory" if _is_oom(exc) else f"{type(exc).__name__}: {exc}"
@@ -772,12 +785,21 @@ def _evaluate_run(
     validation: list[dict[str, Any]],
     result: TrainResult,
     progress: ProgressWriter,
+    stops: StopSignals,
 ) -> None:
     from training.evaluate import evaluate_adapter, gate, write_report
 
     if not validation:
         result.metrics = {"error": "no validation files"}
         return
+
+    def on_hole(done: int, total: int) -> None:
+        _emit_eval(progress, done, total)
+        if stops.cancelled():
+            raise EvaluationCancelled
+
+    if stops.cancelled():
+        raise EvaluationCancelled
     progress.emit("eval", message="evaluating base vs adapter on held-out files")
     report = evaluate_adapter(
         validation,
@@ -788,7 +810,7 @@ def _evaluate_run(
         max_new_tokens=cfg.eval_max_new_tokens,
         seed=cfg.seed,
         device="cpu" if cfg.device == "cpu" else "auto",
-        on_hole=lambda done, total: _emit_eval(progress, done, total),
+        on_hole=on_hole,
         max_minutes=cfg.eval_max_minutes or cfg.max_minutes,
     )
     decision = gate(report, metric=cfg.gate_metric, tolerance=cfg.gate_tolerance)
@@ -832,7 +854,8 @@ def summary(result: TrainResult) -> str:
     if result.status is TrainStatus.FAILED:
         return f"training failed: {result.error}"
     if result.status is TrainStatus.CANCELED:
-        return f"training cancelled: {result.error} (checkpoint {result.checkpoint})"
+        kept = f" (checkpoint {result.checkpoint})" if result.checkpoint else ""
+        return f"training cancelled: {result.error}{kept}"
     text = f"trained {result.steps} steps, final loss {result.final_loss:.3f}, adapter {result.adapter_dir}"
     gate_info = result.metrics.get("gate") if result.metrics else None
     if gate_info:

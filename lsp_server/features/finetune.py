@@ -200,6 +200,9 @@ class FinetuneFeature(Feature):
                     run.job.cancel()
                 await asyncio.sleep(0.2)
             done = waiter.result()
+            if done.get("status") == "success" and run.job.cancel_requested.is_set():
+                # Cancelled after the trainer's last check: keep the adapter, do not serve it.
+                done = {**done, "status": "canceled", "promote": False}
             if done.get("status") == "success" and done.get("promote"):
                 run.state = "swapping"
                 await self._swap(str(done["adapter"]))
@@ -271,8 +274,10 @@ class FinetuneFeature(Feature):
                 f"adapter kept at {done.get('adapter')}"
             )
         if status == "canceled":
+            kept = f" (its adapter is kept at {done['adapter']})" if done.get("adapter") else ""
             return (
                 f"fine-tune cancelled; still serving {self._served_adapter() or 'the base model'}"
+                + kept
             )
         return f"fine-tune failed: {done.get('error') or done.get('message')}"
 

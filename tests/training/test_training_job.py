@@ -18,9 +18,12 @@ CHILD = textwrap.dedent(
     run = Path(sys.argv[1])
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append("term") if sys.argv[2] != "stubborn" else None)
+    if sys.argv[2] == "slow-start":  # like the trainer: clear a stale CANCEL while starting
+        time.sleep(0.5)
+        (run / "CANCEL").unlink(missing_ok=True)
     print("not json", flush=True)
     for step in range(1, 1000):
-        if stop or (sys.argv[2] == "polite" and (run / "CANCEL").exists()):
+        if stop or (sys.argv[2] in ("polite", "slow-start") and (run / "CANCEL").exists()):
             print(json.dumps({"event": "done", "status": "canceled", "steps": step - 1}), flush=True)
             sys.exit(2)
         print(json.dumps({"event": "step", "step": step, "total": 999, "loss": 1.0}), flush=True)
@@ -55,6 +58,15 @@ def test_cancel_file_then_sigterm(tmp_path: Path, mode: str, grace: float) -> No
     job.cancel(grace_s=grace)
     done = job.wait(timeout=30)
     assert done["status"] == "canceled" and job.returncode == 2
+
+
+def test_cancel_before_the_child_listens_is_not_lost(tmp_path: Path) -> None:
+    """A cancel asked for while the trainer starts up (and clears old CANCEL files) still
+    stops it at its first step, politely: no signal is needed (the grace period is long)."""
+    job = _job(tmp_path, "slow-start", [])
+    job.cancel(grace_s=120)
+    done = job.wait(timeout=30)
+    assert done["status"] == "canceled" and done["steps"] <= 1 and job.returncode == 2
 
 
 def test_stubborn_child_is_killed_and_reported(tmp_path: Path) -> None:
@@ -159,3 +171,32 @@ def test_out_of_memory_is_a_failure_with_advice(
     done = [e for e in events if e["event"] == "done"]
     assert len(done) == 1 and done[0]["status"] == "failed" and "out of memory" in done[0]["error"]
     assert events[-1] is done[0]
+
+
+def test_cancel_during_evaluation_keeps_the_adapter_and_does_not_promote(
+    tiny_model: Path, records_file: Path, tmp_path: Path
+) -> None:
+    """Cancelling while the new adapter is evaluated ends the run cancelled, between holes."""
+    import os
+
+    cmd = train_command(
+        workspace=tmp_path / "ws",
+        dataset=records_file,
+        base_model=str(tiny_model),
+        output=tmp_path / "run",
+        options={"maxSteps": 2, "batchSize": 1, "contextLen": 64, "maxHoles": 40},
+    )
+    env = {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    job = TrainingJob(cmd, tmp_path / "run", env={**os.environ, **env}, nice=False)
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("event") == "eval" and event.get("done") == 1:
+            job.cancel(grace_s=120)
+
+    job.on_event = on_event
+    done = job.start().wait(timeout=300)
+    assert done["status"] == "canceled" and job.returncode == 2, done
+    assert "during evaluation" in done["message"] and not done.get("promote")
+    assert done["adapter"] and Path(done["adapter"]).is_dir()
+    counted = [e for e in job.events if e.get("event") == "eval" and "done" in e]
+    assert counted and counted[-1]["done"] < counted[-1]["total"]  # stopped between holes

@@ -114,6 +114,11 @@ function T.progress()
   return vim.deepcopy(require('codellama.progress').history)
 end
 
+--- How many progress events were seen in all (entries carry `seq`; the history is capped).
+function T.progress_seen()
+  return require('codellama.progress').seen
+end
+
 function T.buf_commands()
   return vim.tbl_keys(vim.api.nvim_buf_get_commands(0, {}))
 end

@@ -402,19 +402,30 @@ test(':CodeLlamaRebuildDataset rebuilds the dataset', function()
   check(last.err == vim.NIL, 'rebuildDataset failed: %s', tostring(last.err))
 end)
 
---- The progress entries after index n0 (kind `kind`) whose title mentions fine-tuning.
+--- The progress events seen after event number n0 (the client's history keeps only the newest
+--- 500, so positions in it shift: count by `seq`, never by index).
+local function progress_since(n0)
+  local out = {}
+  for _, e in ipairs(probe('progress')) do
+    if e.seq > n0 then
+      out[#out + 1] = e
+    end
+  end
+  return out
+end
+
+--- The first progress event after event number n0 (kind `kind`) whose title mentions fine-tuning.
 local function finetune_progress(n0, kind)
-  local p = probe('progress')
-  for i = n0 + 1, #p do
-    local t = p[i].title:lower()
-    if p[i].kind == kind and (t:find('tun') or t:find('train')) then
-      return p[i]
+  for _, e in ipairs(progress_since(n0)) do
+    local t = e.title:lower()
+    if e.kind == kind and (t:find('tun') or t:find('train')) then
+      return e
     end
   end
 end
 
 test(':CodeLlamaCancel stops a running fine-tune', function()
-  local n0 = #probe('progress')
+  local n0 = probe('progress_seen')
   rpc('nvim_command', 'CodeLlamaFinetune maxSteps=500')
   wait_for('fine-tuning to begin', 120000, function()
     return finetune_progress(n0, 'begin')
@@ -433,14 +444,12 @@ test(':CodeLlamaCancel stops a running fine-tune', function()
 end)
 
 test(':CodeLlamaFinetune reports progress and its result', function()
-  local n0 = #probe('progress')
+  local n0 = probe('progress_seen')
   rpc('nvim_command', 'CodeLlamaFinetune ' .. (cfg.finetune_args or 'maxSteps=2'))
   local begin = wait_for('a fine-tuning progress report', 120000, function()
-    local p = probe('progress')
-    for i = n0 + 1, #p do
-      if p[i].kind == 'begin' and (p[i].title:lower():find('tun') or p[i].title:lower():find('train')) then
-        return p[i]
-      end
+    local e = finetune_progress(n0, 'begin')
+    if e then
+      return e
     end
     -- A server that refuses fine-tuning must say so to the user.
     local last = probe('last', 'finetune')
@@ -455,17 +464,14 @@ test(':CodeLlamaFinetune reports progress and its result', function()
   check(last.err == vim.NIL, 'finetune failed: %s', tostring(last.err))
   log('     result %s', vim.inspect(last.result, { newline = ' ', indent = '' }))
   local done = wait_for('the fine-tuning progress to end', cfg.finetune_timeout_ms or 600000, function()
-    local q = probe('progress')
-    for i = n0 + 1, #q do
-      if q[i].kind == 'end' and q[i].title == begin.title then
-        return q[i]
+    for _, e in ipairs(progress_since(n0)) do
+      if e.kind == 'end' and e.title == begin.title then
+        return e
       end
     end
   end)
   local reports = {}
-  local all = probe('progress')
-  for i = n0 + 1, #all do
-    local e = all[i]
+  for _, e in ipairs(progress_since(n0)) do
     if e.kind == 'report' and e.title == begin.title then
       reports[#reports + 1] = e.message or ''
     end

@@ -10,6 +10,7 @@ local M = {}
 ---@field title string
 ---@field message string?
 ---@field percentage integer?
+---@field seq integer Position in the stream of every event seen (1, 2, …; never reused).
 
 --- Work in progress, by token.
 ---@type table<string|integer, codellama.ProgressEntry>
@@ -18,6 +19,9 @@ M.active = {}
 --- Every progress event seen, oldest first (capped), for :checkhealth and the tests.
 ---@type codellama.ProgressEntry[]
 M.history = {}
+
+--- How many progress events were seen in all (the history keeps only the newest).
+M.seen = 0
 
 local MAX_HISTORY = 500
 local group ---@type integer?
@@ -67,12 +71,14 @@ local function on_progress(ev)
   end
   local token = params.token
   local prev = M.active[token]
+  M.seen = M.seen + 1
   ---@type codellama.ProgressEntry
   local e = {
     kind = value.kind,
     title = value.title or (prev and prev.title) or 'working',
     message = value.message,
     percentage = value.percentage,
+    seq = M.seen,
   }
   if e.kind == 'end' then
     M.active[token] = nil
