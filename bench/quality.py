@@ -1,7 +1,8 @@
 """Completion quality on held-out files of real third-party code: one table, the same holes.
 
     .venv/bin/python bench/quality.py [--package click] [--holes 100] \
-        [--rows smollm2,qwen-fp32,qwen-auto,qwen-heal] [--json out.json]
+        [--rows smollm2,qwen-fp32,qwen-auto,qwen-heal,qwen-repo] [--finetune-minutes 15] \
+        [--json out.json]
 
 The source of an installed third-party package (default ``click``: not the standard library, not
 ours) is copied into a temporary workspace and turned into the workspace dataset
@@ -19,6 +20,12 @@ Rows (``--rows``, comma-separated; each loads its model once):
 - ``qwen-heal`` -- ``qwen-auto`` with token healing at the cursor
 - ``qwen-repo`` -- ``qwen-heal`` with repository context: snippets the server's index
   (``training.runtime.retrieval``) retrieves from the workspace's other files
+- ``qwen-tuned`` (``--finetune-minutes M``) -- ``qwen-repo`` serving a LoRA adapter fine-tuned
+  for M minutes on the *training* files of the same split (``training.train.train``: examples
+  with repository context, the editor command's defaults but the time budget and epochs); the
+  promotion gate (``training.evaluate.gate``) compares it with the ``qwen-repo`` row
+
+``--reuse OUT.json`` takes the rows an earlier ``--json`` run already scored on the same holes.
 
 Printed per row: exact match (EM), line-hole EM, block-hole EM, edit similarity (ES), empty
 answers, seconds; then the mid-identifier holes (cursor inside a word): how many the first Qwen
@@ -57,6 +64,8 @@ class Row:
     heal: bool = False
     """Token healing at the cursor (``Engine(token_healing=...)``; the base rows run without)."""
     repo_context: bool = False
+    adapter: str | None = None
+    """A LoRA adapter directory served on top of the model (the fine-tune row)."""
     engine_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -94,6 +103,29 @@ def engine_kwargs(row: Row) -> dict[str, Any]:
     return options
 
 
+def format_row(res: dict[str, Any]) -> str:
+    """One table line: EM, line EM, block EM, ES, empty answers, seconds."""
+    return (
+        f"{res['row']:10s} {res['dtype']:9s} {res['all']['exact_match']:6.1f} "
+        f"{res['line'].get('exact_match', 0):8.1f} {res['block'].get('exact_match', 0):9.1f} "
+        f"{res['all']['edit_similarity']:6.1f} {res['empty']:6d} {res['seconds']:6.0f}"
+        + (" (from --reuse)" if res.get("reused") else "")
+    )
+
+
+def reused_rows(path: str, holes: list[Any]) -> dict[str, dict[str, Any]]:
+    """Rows of an earlier ``--json`` run, after checking it scored exactly these holes."""
+    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    if payload.get("holes") != [h.as_dict() for h in holes]:
+        raise SystemExit(f"{path} was scored on other holes; run those rows again")
+    return {r["row"]: r for r in payload.get("rows", [])}
+
+
+def by_row(results: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The result of row ``name``, if it ran."""
+    return next((r for r in results if r["row"] == name), None)
+
+
 def mid_identifier(prefix: str, target: str) -> bool:
     """The cursor sits inside a word: an identifier character on both sides."""
     return (
@@ -123,6 +155,8 @@ def run_row(
         loaded_cache[key] = load_model(row.model, dtype=row.dtype)
     loaded = loaded_cache[key]
     engine = Engine(loaded, **engine_kwargs(row))
+    if row.adapter:
+        engine.set_adapter(row.adapter)
     started = time.monotonic()
     preds = run_holes(
         engine, holes, max_new_tokens=max_new_tokens, index=index if row.repo_context else None
@@ -140,6 +174,56 @@ def run_row(
     return out
 
 
+def finetune_row(
+    args: argparse.Namespace,
+    workspace: Path,
+    out: Path,
+    holes: list[Any],
+    index: Any,
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    """Train an adapter on the split's training files, score it on the same holes as the other
+    rows, and ask the trainer's promotion gate (:func:`training.evaluate.gate`) about it against
+    ``base`` (the ``qwen-repo`` row: what the server serves before the fine-tune)."""
+    from training.config import TrainConfig
+    from training.evaluate import gate
+    from training.train import train
+
+    result = train(
+        TrainConfig(
+            output=str(out),
+            workspace=str(workspace),
+            base_model=QWEN,
+            epochs=args.finetune_epochs,
+            max_minutes=args.finetune_minutes,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            eval=False,  # scored below, on exactly the rows' holes, prompts and engine
+            device="cpu",
+            checkpoint_every=10**6,
+        ),
+        progress_sink=lambda e: (
+            print(json.dumps(e), flush=True)
+            if e.get("event") != "step" or e.get("step", 0) % 5 == 0
+            else None
+        ),
+    )
+    if not result.adapter_dir:
+        raise SystemExit(f"the fine-tune failed: {result.status.value}: {result.error}")
+    tuned_row = Row(QWEN, heal=True, repo_context=True, adapter=result.adapter_dir)
+    row = run_row("qwen-tuned", tuned_row, holes, {}, index, args.max_new_tokens)
+    row["train"] = {
+        "steps": result.steps,
+        "tokens": result.train_tokens,
+        "tokens_per_s": result.tokens_per_s,
+        "seconds": result.seconds,
+        "final_loss": result.final_loss,
+    }
+    report = {"holes": len(holes), "base": {"adapter": None, **base}, "adapter": row}
+    row["gate"] = gate(report)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--package", default="click")
@@ -148,6 +232,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--rows", default="smollm2,qwen-fp32,qwen-auto,qwen-heal")
+    parser.add_argument(
+        "--finetune-minutes",
+        type=float,
+        default=0.0,
+        help="also train a LoRA for this long and add the qwen-tuned row (0: no fine-tune)",
+    )
+    parser.add_argument("--finetune-epochs", type=float, default=3.0)
+    parser.add_argument(
+        "--reuse",
+        default=None,
+        help="take rows already in this earlier --json output (same holes, checked) as they are",
+    )
     parser.add_argument("--json", default=None, help="write every figure and prediction here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -161,7 +257,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-quality-"))
-    _, records = workspace_records(args.package, tmp)
+    workspace, records = workspace_records(args.package, tmp)
     split = split_records(records, val_fraction=args.val_fraction)
     holes = make_holes(split.validation, max_holes=args.holes, seed=args.seed)
     n_line = sum(h.kind == "line" for h in holes)
@@ -181,23 +277,32 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     cache: dict[tuple[str, str], Any] = {}
     header = f"{'row':10s} {'dtype':9s} {'EM':>6s} {'line EM':>8s} {'block EM':>9s} {'ES':>6s} {'empty':>6s} {'s':>6s}"
+    prior = reused_rows(args.reuse, holes) if args.reuse else {}
     for name in names:
-        res = run_row(name, ROWS[name], holes, cache, index, args.max_new_tokens)
+        if name in prior:
+            res = {**prior[name], "reused": True}
+        else:
+            res = run_row(name, ROWS[name], holes, cache, index, args.max_new_tokens)
         results.append(res)
+        print(format_row(res), flush=True)
+    if args.finetune_minutes > 0:
+        base = by_row(results, "qwen-repo")
+        if base is None:
+            raise SystemExit("--finetune-minutes needs the qwen-repo row (the gate's baseline)")
+        cache.clear()  # the trainer loads its own copy
+        tuned = finetune_row(args, workspace, tmp / "run", holes, index, base)
+        results.append(tuned)
         print(
-            f"{name:10s} {res['dtype']:9s} {res['all']['exact_match']:6.1f} "
-            f"{res['line'].get('exact_match', 0):8.1f} {res['block'].get('exact_match', 0):9.1f} "
-            f"{res['all']['edit_similarity']:6.1f} {res['empty']:6d} {res['seconds']:6.0f}",
+            f"fine-tune: {tuned['train']['steps']} steps in {tuned['train']['seconds']:.0f} s, "
+            f"{tuned['train']['tokens_per_s']:.0f} tok/s, final loss "
+            f"{tuned['train']['final_loss']:.3f}; gate: {tuned['gate']['reason']}",
             flush=True,
         )
+        print(format_row(tuned), flush=True)
     print()
     print(header)
     for res in results:
-        print(
-            f"{res['row']:10s} {res['dtype']:9s} {res['all']['exact_match']:6.1f} "
-            f"{res['line'].get('exact_match', 0):8.1f} {res['block'].get('exact_match', 0):9.1f} "
-            f"{res['all']['edit_similarity']:6.1f} {res['empty']:6d} {res['seconds']:6.0f}"
-        )
+        print(format_row(res))
     by_name = {r["row"]: r for r in results}
     mids = [i for i, h in enumerate(holes) if mid_identifier(h.prefix, h.target)]
     base_name = next((n for n in ("qwen-auto", "qwen-fp32") if n in by_name), None)

@@ -88,6 +88,9 @@ class TrainConfig:
     eval_max_minutes: float | None = None
     """Time budget of the evaluation after training (unset: ``--max-minutes``, so evaluating
     never takes longer than training was allowed to; holes left out are reported)."""
+    repo_name: str = ""
+    """Repository name in repository-context prompts (unset: the workspace folder's name, as
+    the server uses)."""
     served_adapter: str | None = None
     """Adapter currently served: the gate compares the new adapter against it (else the base)."""
     gate_metric: str = "exact_match"

@@ -187,13 +187,15 @@ def evaluate_adapter(
     on_hole: Callable[[int, int], None] | None = None,
     max_minutes: float | None = None,
     context_records: Sequence[dict[str, Any]] | None = None,
+    repo_name: str = "",
 ) -> dict[str, Any]:
     """Load the base model into an Engine and compare baseline vs ``adapter`` on the records.
 
     ``on_hole(done, total)`` is called after each completed hole, over both sides;
     ``max_minutes`` bounds the scoring (see :func:`evaluate_engine`). ``context_records``:
     the dataset's records to draw repository context from (every file but the hole's own, as
-    the server does); ``None`` evaluates without repository context.
+    the server does); ``None`` evaluates without repository context. ``repo_name``: the name the
+    server gives the repository in those prompts (its workspace folder's name).
     """
     from training.runtime.engine import Engine
     from training.runtime.loader import load_model
@@ -209,7 +211,7 @@ def evaluate_adapter(
         max_new_tokens=max_new_tokens,
         on_hole=on_hole,
         max_seconds=None if max_minutes is None else 60.0 * max_minutes,
-        index=None if context_records is None else index_records(context_records),
+        index=None if context_records is None else index_records(context_records, name=repo_name),
     )
     report.update(base_model=base_model, files=len(validation), seed=seed)
     return report
@@ -337,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="no snippets of other dataset files in the prompts (the server sends them by default)",
     )
+    p.add_argument(
+        "--repo-name",
+        default="",
+        help="repository name in the context prompts (default: the workspace folder's name)",
+    )
     p.add_argument("--output", help="directory for eval.json / eval.md")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
@@ -356,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     if not val:
         print("codellama-eval: no held-out files; try --all-files", file=sys.stderr)
         return 1
+    from training.runtime.retrieval import repo_name_for
     from training.train import read_records
 
     context = None if args.no_repo_context else read_records(source)
@@ -370,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         max_minutes=args.max_minutes,
         context_records=context,
+        repo_name=args.repo_name or repo_name_for(source),
     )
     if args.adapter:
         report["gate"] = gate(report)

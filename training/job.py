@@ -114,6 +114,7 @@ def train_command(
     cmd = [python or sys.executable, "-m", "training.train"]
     cmd += ["--dataset", str(dataset)] if dataset else ["--workspace", str(workspace)]
     cmd += ["--base-model", base_model, "--output", str(output), "--progress", "json"]
+    cmd += ["--repo-name", Path(workspace).name]  # as the server's index names it
     if served_adapter:
         cmd += ["--served-adapter", served_adapter]
     if resume:

@@ -31,10 +31,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from training.config import TrainConfig, add_arguments, config_from_args
 from training.progress import ProgressBar, ProgressWriter, read_events
+
+if TYPE_CHECKING:
+    from training.split import Split
 
 CANCEL_FILE = "CANCEL"
 ADAPTER_DIR = "adapter"
@@ -103,6 +106,14 @@ def load_training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     if not files:
         raise TrainingError(f"the dataset for {source} has no file records to train on")
     return records
+
+
+def _repo_name(cfg: TrainConfig) -> str:
+    """The repository name the server would put in this workspace's prompts."""
+    from training.runtime.retrieval import repo_name_for
+
+    source = cfg.workspace or cfg.dataset
+    return cfg.repo_name or (repo_name_for(source) if source else "")
 
 
 def read_records(source: str | Path) -> list[dict[str, Any]]:
@@ -521,6 +532,7 @@ def _train(
         fim_rate=cfg.fim_rate,
         spm_rate=cfg.spm_rate,
         seed=cfg.seed,
+        repo_name=_repo_name(cfg),
     )
     rows = pack_sequences([e.input_ids for e in examples], cfg.context_len)
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -725,7 +737,7 @@ def _train(
             accelerator.free_memory()
             gc.collect()
             try:
-                _evaluate_run(cfg, run_dir, split.validation, result, progress, stops)
+                _evaluate_run(cfg, run_dir, split, result, progress, stops)
             except EvaluationCancelled:  # the adapter is saved; nothing was compared
                 result.status = TrainStatus.CANCELED
                 result.error = (
@@ -782,13 +794,17 @@ def _done_fields(result: TrainResult) -> dict[str, Any]:
 def _evaluate_run(
     cfg: TrainConfig,
     run_dir: Path,
-    validation: list[dict[str, Any]],
+    split: Split,
     result: TrainResult,
     progress: ProgressWriter,
     stops: StopSignals,
 ) -> None:
+    """Base (or served adapter) vs the new adapter on the held-out files, as the server prompts:
+    with repository context from every other file of the dataset (training files included, as
+    the server's index holds them; a hole's own file never)."""
     from training.evaluate import evaluate_adapter, gate, write_report
 
+    validation = split.validation
     if not validation:
         result.metrics = {"error": "no validation files"}
         return
@@ -812,6 +828,8 @@ def _evaluate_run(
         device="cpu" if cfg.device == "cpu" else "auto",
         on_hole=on_hole,
         max_minutes=cfg.eval_max_minutes or cfg.max_minutes,
+        context_records=split.train + split.validation,
+        repo_name=_repo_name(cfg),
     )
     decision = gate(report, metric=cfg.gate_metric, tolerance=cfg.gate_tolerance)
     report["gate"] = decision

@@ -43,6 +43,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -620,6 +621,18 @@ def _own_share(text: str, own: set[str]) -> float:
     if not lines:
         return 1.0
     return sum(line in own for line in lines) / len(lines)
+
+
+def repo_name_for(source: str | Path) -> str:
+    """The repository name the server shows the model (``<|repo_name|>``) for a workspace, its
+    dataset directory or its records file: the workspace folder's name (``W``,
+    ``W/.codellama`` and ``W/.codellama/dataset.jsonl`` all give ``W``)."""
+    path = Path(source).expanduser().resolve()
+    if path.suffix == ".jsonl":
+        path = path.parent
+    if path.name.startswith("."):
+        path = path.parent
+    return path.name
 
 
 def index_records(records: Iterable[dict[str, Any]], *, name: str = "") -> RepoIndex:
