@@ -248,9 +248,9 @@ def _local_bindings(lines: Sequence[str]) -> set[str]:
         for pattern in (_LOCAL_ASSIGNMENT, _LOCAL_TARGET):
             for match in pattern.finditer(line):
                 found.update(_IDENT.findall(" ".join(g for g in match.groups() if g)))
-        match = _PARAMETERS.match(line)
-        if match is not None:
-            for param in match.group("params").split(","):
+        signature = _PARAMETERS.match(line)
+        if signature is not None:
+            for param in signature.group("params").split(","):
                 name = _IDENT.match(param.strip().lstrip("*&").removeprefix("mut "))
                 if name is not None:
                     found.add(name.group(0))
