@@ -23,7 +23,6 @@ __all__ = [
     "Settings",
     "merge_settings",
     "parse_settings",
-    "settings_from_sources",
 ]
 
 SECTION = "codellama"
@@ -251,11 +250,6 @@ def merge_settings(*sources: Any) -> dict[str, Any]:
         if data:
             merged.update(data)
     return merged
-
-
-def settings_from_sources(*sources: Any) -> tuple[Settings, list[SettingError]]:
-    """Parse the overlay of ``initializationOptions`` and ``workspace/configuration`` results."""
-    return parse_settings(merge_settings(*sources))
 
 
 def log_level_number(level: str) -> int:

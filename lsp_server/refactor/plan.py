@@ -161,13 +161,13 @@ def _region_defs(tree: ast.Module, region: Region, kinds: tuple[type, ...]) -> l
     for node in ast.walk(tree):
         if not isinstance(node, kinds):
             continue
-        start, end = node_lines("", node)
+        start, end = node_lines(node)
         if start >= region.start_line and end <= region.end_line:
             inside.append(node)
         elif (
             start <= region.start_line
             and end >= region.end_line
-            and (enclosing is None or start >= node_lines("", enclosing)[0])
+            and (enclosing is None or start >= node_lines(enclosing)[0])
         ):
             enclosing = node
     inside.sort(key=lambda n: n.lineno)  # type: ignore[attr-defined]
@@ -235,7 +235,7 @@ def _docstring_plan(source: str, tree: ast.Module, region: Region) -> Plan | Non
     outer = [
         n
         for n in targets
-        if not any(o is not n and node_lines("", o)[0] < n.lineno <= o.end_lineno for o in targets)  # type: ignore[attr-defined]
+        if not any(o is not n and node_lines(o)[0] < n.lineno <= o.end_lineno for o in targets)  # type: ignore[attr-defined]
     ][:MAX_TARGETS]
     if not outer:
         return None
@@ -244,7 +244,7 @@ def _docstring_plan(source: str, tree: ast.Module, region: Region) -> Plan | Non
 
 
 def _docstring_step(lines: list[str], node: ast.AST, eol: str) -> Step:
-    start, end = node_lines("", node)
+    start, end = node_lines(node)
     name: str = node.name  # type: ignore[attr-defined]
     kind = "class" if isinstance(node, ast.ClassDef) else "function"
     code = _snippet(lines, start, end)
@@ -400,7 +400,7 @@ def _signature_step(
     colon_line, colon_char = header_end(lines, def_line)  # type: ignore[misc]
     trailing = strip_ending(lines[colon_line])[colon_char + 1 :]
     indent = leading_ws(lines[def_line])
-    code = _snippet(lines, *node_lines("", node))
+    code = _snippet(lines, *node_lines(node))
 
     def apply(answer: Answer) -> Replacement:
         text = prefill + answer.text.split("\n```")[0]
@@ -531,7 +531,7 @@ def _rename_step(
         return None
     candidates.sort(key=lambda n: (len(n), n))
     candidates = candidates[:MAX_TARGETS]
-    start, end = node_lines("", node)
+    start, end = node_lines(node)
     outside = "".join(lines[:start] + lines[end:])
     taken = (
         all_bindings(node)

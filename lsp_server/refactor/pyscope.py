@@ -7,8 +7,6 @@ import builtins
 import io
 import tokenize
 
-from lsp_server.refactor.text import split_lines
-
 BUILTIN_NAMES = frozenset(dir(builtins))
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -107,12 +105,7 @@ def char_col(line: str, byte_col: int) -> int:
     return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
 
 
-def node_lines(source: str, node: ast.AST) -> tuple[int, int]:
+def node_lines(node: ast.AST) -> tuple[int, int]:
     """0-based [start, end) lines of ``node`` with its decorators."""
     first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])  # type: ignore[attr-defined]
     return first - 1, node.end_lineno or node.lineno  # type: ignore[attr-defined]
-
-
-def lines_of(source: str) -> list[str]:
-    """``source`` split into LSP lines (endings kept)."""
-    return split_lines(source)

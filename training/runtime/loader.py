@@ -248,17 +248,6 @@ def _offline_hint(model: str, exc: Exception) -> ModelLoadError:
     return ModelLoadError(f"cannot load '{model}': {text.splitlines()[0] if text else exc!r}")
 
 
-def load_tokenizer(model: str, *, trust_remote_code: bool = False) -> Any:
-    """Load just the tokenizer for a model spec (resolving the bundled model)."""
-    from transformers import AutoTokenizer
-
-    path = resolve_model(model)
-    try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise _offline_hint(model, exc) from exc
-
-
 def load_model(
     model: str,
     *,
