@@ -70,8 +70,10 @@ class TrainConfig:
     """``auto`` (bf16 on capable CUDA, else fp32), ``float32``, ``bfloat16``, ``float16``."""
     attn_implementation: str = "sdpa"
     """``sdpa``, ``eager`` or ``flash_attention_2`` (all keep packed documents apart)."""
-    gradient_checkpointing: bool = False
-    """Trade compute for memory (large models on small GPUs)."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass instead of keeping them: Qwen2.5-Coder-0.5B at
+    4 × 512 (bf16, LoRA on all linear layers) peaks at 4.4 GB instead of 11.0 GB for ~14 % more
+    time per step (``bench/train_memory.py``); ``--no-gradient-checkpointing`` keeps them."""
     loss_chunk_tokens: int | None = None
     """Loss over label positions in chunks of N (``lm_head`` recomputed per chunk in backward,
     full logits never built); unset: ~64 MB of fp32 logits per chunk; 0: full-logits loss."""
