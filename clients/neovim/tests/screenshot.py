@@ -5,7 +5,7 @@ types the start of a function, waits until the ghost text is drawn, and writes
 ``neovim-completion.txt`` (plain capture), ``.ansi`` (with colours) and ``.png`` (rendered from
 the ANSI capture with Pillow) into ``--out`` (default docs/img).
 
-    python clients/neovim/tests/screenshot.py [--model bundled:smollm2-135m] [--out docs/img]
+    python clients/neovim/tests/screenshot.py [--model bundled:qwen2.5-coder-0.5b] [--out docs/img]
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def render_png(ansi: str, out: Path, cursor: tuple[int, int] | None = None) -> N
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="bundled:smollm2-135m")
+    ap.add_argument("--model", default="bundled:qwen2.5-coder-0.5b")
     ap.add_argument("--out", default=str(REPO / "docs" / "img"))
     ap.add_argument("--server-cmd", default=None, help="server command as JSON")
     ap.add_argument("--timeout", type=float, default=600)
