@@ -40,6 +40,16 @@ def percent(event: dict[str, Any]) -> int:
     return int(100 * event.get("step", 0) / total) if total else 0
 
 
+def step_label(event: dict[str, Any]) -> str:
+    """``step 29/60``; or, when a time budget ends the run first (``time_bound``),
+    ``step 29 · 48 % of the 15-min budget``: the step count is then not the denominator."""
+    step = event.get("step", 0)
+    budget = event.get("budget_s")
+    if event.get("time_bound") and isinstance(budget, (int, float)) and budget > 0:
+        return f"step {step} · {percent(event)} % of the {budget / 60:g}-min budget"
+    return f"step {step}/{event.get('total')}"
+
+
 def format_eta(seconds: float | None) -> str:
     """``1h02m``, ``3m05s`` or ``12s``."""
     if seconds is None or seconds < 0:
@@ -75,11 +85,14 @@ class ProgressBar:
 
         kind = event.get("event")
         if kind == "step":
+            time_bound = bool(event.get("time_bound"))
             if self._bar is None:
                 self._bar = tqdm(total=event.get("total"), file=self._stream, unit="step")
-            self._bar.n = int(event.get("step", 0))
+            if time_bound:  # the budget ends the run first: the bar shows its share, in %
+                self._bar.total, self._bar.unit = 100, "%"
+            self._bar.n = percent(event) if time_bound else int(event.get("step", 0))
             self._bar.set_postfix_str(
-                f"loss {event.get('loss', 0):.3f} {event.get('tokens_per_s', 0):.0f} tok/s "
+                f"{step_label(event)} loss {event.get('loss', 0):.3f} {event.get('tokens_per_s', 0):.0f} tok/s "
                 f"eta {format_eta(event.get('eta_s'))}",
                 refresh=True,
             )

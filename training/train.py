@@ -683,6 +683,8 @@ def _train(
             tokens_per_s=round(tps, 1),
             eta_s=round(eta, 1),
             percent=round(100 * done_frac, 1),
+            budget_s=budget_s,
+            time_bound=budget_s is not None and done_frac > step / total_steps,
             epoch=epoch,
             lr=scheduler.get_last_lr()[0],
         )

@@ -229,12 +229,12 @@ class FinetuneFeature(Feature):
             self.server.show(f"codellama: {message}", kind)
 
     def _on_event(self, run: _Run, progress: Any, event: dict[str, Any]) -> None:
-        from training.progress import format_eta, percent
+        from training.progress import format_eta, percent, step_label
 
         kind = event.get("event")
         if kind == "step":
             msg = (
-                f"step {event['step']}/{event['total']} · loss {event.get('loss', 0):.3f} · "
+                f"{step_label(event)} · loss {event.get('loss', 0):.3f} · "
                 f"{event.get('tokens_per_s', 0):.0f} tok/s · eta {format_eta(event.get('eta_s'))}"
             )
             progress.report(msg, percent(event) * TRAIN_SHARE // 100, 100)
