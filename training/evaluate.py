@@ -367,6 +367,16 @@ def main(argv: list[str] | None = None) -> int:
     from training.train import read_records
 
     context = None if args.no_repo_context else read_records(source)
+    from tqdm import tqdm
+
+    # Holes done (both sides) with an ETA on stderr; off when stderr is not a terminal (the
+    # server's child, logs), where the JSON / the report is what is read.
+    bar = tqdm(total=None, unit="hole", file=sys.stderr, disable=None, desc="codellama-eval")
+
+    def on_hole(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
     report = evaluate_adapter(
         val,
         base_model=resolve_base_model(args.base_model),
@@ -379,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         max_minutes=args.max_minutes,
         context_records=context,
         repo_name=args.repo_name or repo_name_for(source),
+        on_hole=on_hole,
     )
+    bar.close()
     if args.adapter:
         report["gate"] = gate(report)
     if args.output:
