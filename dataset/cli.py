@@ -62,8 +62,8 @@ def _config(args: argparse.Namespace) -> DatasetConfig:
     return DatasetConfig(**kwargs)
 
 
-class _Bar:
-    """A tqdm progress bar fed by the API's ``progress`` callback."""
+class FileProgressBar:
+    """A tqdm progress bar on stderr fed by the API's ``progress`` callback (files read)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -106,7 +106,7 @@ def _summary(stats: dict[str, Any]) -> str:
 
 
 def _build(args: argparse.Namespace) -> int:
-    bar = _Bar(not args.no_progress and sys.stderr.isatty())
+    bar = FileProgressBar(not args.no_progress and sys.stderr.isatty())
     try:
         result = api.build(
             args.workspace, out=args.out, history=args.history, config=_config(args),

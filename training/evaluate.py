@@ -350,8 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     source = args.dataset or args.workspace
     if not source:
         p.error("give --workspace DIR or --dataset FILE")
-    from training.train import resolve_base_model
+    from training.train import resolve_base_model, sync_workspace_dataset
 
+    if not args.dataset and Path(source).is_dir():
+        sync_workspace_dataset(source)
     try:
         val = validation_records(source, val_fraction=args.val_fraction, all_files=args.all_files)
     except FileNotFoundError as exc:

@@ -91,11 +91,31 @@ class EvaluationCancelled(Exception):
 # data
 
 
+def sync_workspace_dataset(workspace: str | Path) -> None:
+    """Bring a workspace's dataset up to date before training or evaluating on it, as the
+    server does: built on first use, then incremental (only changed files are re-read), with a
+    files-read bar on stderr when it is a terminal."""
+    from dataset import api
+    from dataset.cli import FileProgressBar
+
+    bar = FileProgressBar(sys.stderr.isatty())
+    try:
+        stats = api.sync(workspace, progress=bar)
+    finally:
+        bar.close()
+    print(
+        f"dataset of {workspace}: {stats.kept} files kept, {stats.redactions} secrets redacted",
+        file=sys.stderr,
+    )
+
+
 def load_training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
-    """Records from ``--dataset`` or the workspace's committed dataset."""
+    """Records from ``--dataset``, or from ``--workspace`` after syncing its dataset."""
     source = cfg.dataset or cfg.workspace
     if not source:
         raise TrainingError("give --workspace DIR or --dataset FILE")
+    if not cfg.dataset and Path(source).is_dir():
+        sync_workspace_dataset(source)
     try:
         records = read_records(source)
     except FileNotFoundError as exc:

@@ -200,3 +200,36 @@ def test_cancel_during_evaluation_keeps_the_adapter_and_does_not_promote(
     assert done["adapter"] and Path(done["adapter"]).is_dir()
     counted = [e for e in job.events if e.get("event") == "eval" and "done" in e]
     assert counted and counted[-1]["done"] < counted[-1]["total"]  # stopped between holes
+
+
+def test_train_and_eval_sync_a_workspace_that_was_never_built(
+    tiny_model: Path, sample_records: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """``codellama-train --workspace W`` / ``codellama-eval --workspace W`` build W's dataset
+    themselves (then sync it incrementally), as the server's fine-tune does."""
+    import os
+    import subprocess
+
+    ws = tmp_path / "ws"
+    for record in sample_records:
+        (ws / record["file_path"]).parent.mkdir(parents=True, exist_ok=True)
+        (ws / record["file_path"]).write_text(record["content"])
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    common = ["--workspace", str(ws), "--base-model", str(tiny_model)]
+    train = subprocess.run(
+        [sys.executable, "-m", "training.train", *common, "--output", str(tmp_path / "run"),
+         "--max-steps", "1", "--batch-size", "1", "--context-len", "64", "--no-eval"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert "files kept" in train.stderr and (ws / ".codellama" / "dataset.jsonl").is_file()
+    evaluate = subprocess.run(
+        [sys.executable, "-m", "training.evaluate", *common, "--max-holes", "2", "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+    assert '"holes"' in evaluate.stdout
