@@ -25,7 +25,10 @@ Rows (``--rows``, comma-separated; each loads its model once):
   with repository context, the editor command's defaults but the time budget and epochs); the
   promotion gate (``training.evaluate.gate``) compares it with the ``qwen-repo`` row
 
-``--reuse OUT.json`` takes the rows an earlier ``--json`` run already scored on the same holes.
+``--tuned-adapter DIR`` scores an adapter trained before instead (e.g. ``codellama-train
+--workspace <copy of the package> --val-fraction 0.25 --epochs 3 --max-minutes 15 --no-eval`` on a
+quiet machine; its run must hold out the same files, which is checked). ``--reuse OUT.json`` takes
+the rows an earlier ``--json`` run already scored on the same holes.
 
 Printed per row: exact match (EM), line-hole EM, block-hole EM, edit similarity (ES), empty
 answers, seconds; then the mid-identifier holes (cursor inside a word): how many the first Qwen
@@ -174,22 +177,13 @@ def run_row(
     return out
 
 
-def finetune_row(
-    args: argparse.Namespace,
-    workspace: Path,
-    out: Path,
-    holes: list[Any],
-    index: Any,
-    base: dict[str, Any],
-) -> dict[str, Any]:
-    """Train an adapter on the split's training files, score it on the same holes as the other
-    rows, and ask the trainer's promotion gate (:func:`training.evaluate.gate`) about it against
-    ``base`` (the ``qwen-repo`` row: what the server serves before the fine-tune)."""
+def train_adapter(args: argparse.Namespace, workspace: Path, out: Path) -> Any:
+    """A LoRA fine-tune of Qwen on the split's training files (the editor command's defaults but
+    the time budget and epochs); no evaluation, the rows score it."""
     from training.config import TrainConfig
-    from training.evaluate import gate
     from training.train import train
 
-    result = train(
+    return train(
         TrainConfig(
             output=str(out),
             workspace=str(workspace),
@@ -198,7 +192,7 @@ def finetune_row(
             max_minutes=args.finetune_minutes,
             val_fraction=args.val_fraction,
             seed=args.seed,
-            eval=False,  # scored below, on exactly the rows' holes, prompts and engine
+            eval=False,  # scored on exactly the rows' holes, prompts and engine
             device="cpu",
             checkpoint_every=10**6,
         ),
@@ -208,6 +202,41 @@ def finetune_row(
             else None
         ),
     )
+
+
+def trained_adapter(adapter: str, held_out: list[str]) -> Any:
+    """The result of an earlier run (``codellama-train ... --val-fraction`` as the bench's), read
+    from its ``run.json``; it must have held out exactly the bench's files."""
+    from training.train import TrainResult, TrainStatus
+
+    run_dir = Path(adapter).resolve().parent
+    meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    if sorted(meta.get("validation_files", [])) != held_out:
+        raise SystemExit(f"{run_dir} held out {meta.get('validation_files')}, not {held_out}")
+    return TrainResult(
+        TrainStatus.SUCCESS,
+        str(run_dir),
+        steps=int(meta.get("steps", 0)),
+        train_tokens=int(meta.get("train_tokens", 0)),
+        tokens_per_s=float(meta.get("tokens_per_s", 0.0)),
+        seconds=float(meta.get("seconds", 0.0)),
+        final_loss=float(meta.get("final_loss", 0.0)),
+        adapter_dir=str(adapter),
+    )
+
+
+def finetune_row(
+    args: argparse.Namespace,
+    result: Any,
+    holes: list[Any],
+    index: Any,
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    """Score the fine-tuned adapter on the same holes as the other rows, and ask the trainer's
+    promotion gate (:func:`training.evaluate.gate`) about it against ``base`` (the ``qwen-repo``
+    row: what the server serves before the fine-tune)."""
+    from training.evaluate import gate
+
     if not result.adapter_dir:
         raise SystemExit(f"the fine-tune failed: {result.status.value}: {result.error}")
     tuned_row = Row(QWEN, heal=True, repo_context=True, adapter=result.adapter_dir)
@@ -239,6 +268,12 @@ def main() -> None:
         help="also train a LoRA for this long and add the qwen-tuned row (0: no fine-tune)",
     )
     parser.add_argument("--finetune-epochs", type=float, default=3.0)
+    parser.add_argument(
+        "--tuned-adapter",
+        default=None,
+        help="score this adapter as the qwen-tuned row instead of training one (its run must "
+        "hold out the same files: codellama-train --workspace COPY --val-fraction 0.25)",
+    )
     parser.add_argument(
         "--reuse",
         default=None,
@@ -285,12 +320,16 @@ def main() -> None:
             res = run_row(name, ROWS[name], holes, cache, index, args.max_new_tokens)
         results.append(res)
         print(format_row(res), flush=True)
-    if args.finetune_minutes > 0:
+    if args.finetune_minutes > 0 or args.tuned_adapter:
         base = by_row(results, "qwen-repo")
         if base is None:
-            raise SystemExit("--finetune-minutes needs the qwen-repo row (the gate's baseline)")
+            raise SystemExit("the qwen-tuned row needs the qwen-repo row (the gate's baseline)")
         cache.clear()  # the trainer loads its own copy
-        tuned = finetune_row(args, workspace, tmp / "run", holes, index, base)
+        if args.tuned_adapter:
+            trained = trained_adapter(args.tuned_adapter, sorted(split.validation_paths))
+        else:
+            trained = train_adapter(args, workspace, tmp / "run")
+        tuned = finetune_row(args, trained, holes, index, base)
         results.append(tuned)
         print(
             f"fine-tune: {tuned['train']['steps']} steps in {tuned['train']['seconds']:.0f} s, "
