@@ -15,6 +15,7 @@ test: setup
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/python scripts/import_graph.py
 
 types: setup
 	.venv/bin/mypy

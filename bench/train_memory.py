@@ -159,10 +159,11 @@ def speed(args: argparse.Namespace, names: list[str], dataset: Path) -> None:
     import torch
 
     from training.config import TrainConfig
+    from training.data import read_records
     from training.examples import build_examples
     from training.loss import causal_lm_loss
     from training.packing import collate, pack_sequences, plan_batches
-    from training.train import prepare_model, read_records
+    from training.train import prepare_model
 
     models: dict[str, Any] = {}
     for name in names:

@@ -10,6 +10,8 @@ stage "ruff"
 .venv/bin/ruff format --check .
 stage "mypy"
 .venv/bin/mypy
+stage "import graph"
+.venv/bin/python scripts/import_graph.py
 stage "pytest"
 .venv/bin/pytest -q --durations=15
 if [ -x clients/vscode/scripts/test.sh ]; then

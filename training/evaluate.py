@@ -299,8 +299,8 @@ def validation_records(
     source: str, *, val_fraction: float = 0.1, all_files: bool = False
 ) -> list[dict[str, Any]]:
     """The held-out records of a workspace/dataset (the same split training uses)."""
+    from training.data import read_records
     from training.split import split_records
-    from training.train import read_records
 
     records = read_records(source)
     if all_files:
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     source = args.dataset or args.workspace
     if not source:
         p.error("give --workspace DIR or --dataset FILE")
-    from training.train import resolve_base_model, sync_workspace_dataset
+    from training.data import resolve_base_model, sync_workspace_dataset
 
     if not args.dataset and Path(source).is_dir():
         sync_workspace_dataset(source)
@@ -365,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     if not val:
         print("codellama-eval: no held-out files; try --all-files", file=sys.stderr)
         return 1
+    from training.data import read_records
     from training.runtime.retrieval import repo_name_for
-    from training.train import read_records
 
     context = None if args.no_repo_context else read_records(source)
     from tqdm import tqdm

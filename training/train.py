@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import hashlib
 import json
 import math
 import os
@@ -34,6 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from training.config import TrainConfig, add_arguments, config_from_args
+from training.data import (
+    TrainingError,
+    dataset_hash,
+    load_training_records,
+    resolve_base_model,
+)
 from training.progress import ProgressBar, ProgressWriter, read_events
 
 if TYPE_CHECKING:
@@ -79,10 +84,6 @@ class TrainResult:
         return d
 
 
-class TrainingError(RuntimeError):
-    """A user-fixable problem (no data, bad model spec…); the message says what to do."""
-
-
 class EvaluationCancelled(Exception):
     """The run was cancelled while its adapter was being evaluated (raised between holes)."""
 
@@ -91,77 +92,12 @@ class EvaluationCancelled(Exception):
 # data
 
 
-def sync_workspace_dataset(workspace: str | Path) -> None:
-    """Bring a workspace's dataset up to date before training or evaluating on it, as the
-    server does: built on first use, then incremental (only changed files are re-read), with a
-    files-read bar on stderr when it is a terminal."""
-    from dataset import api
-    from dataset.cli import FileProgressBar
-
-    bar = FileProgressBar(sys.stderr.isatty())
-    try:
-        stats = api.sync(workspace, progress=bar)
-    finally:
-        bar.close()
-    print(
-        f"dataset of {workspace}: {stats.kept} files kept, {stats.redactions} secrets redacted",
-        file=sys.stderr,
-    )
-
-
-def load_training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
-    """Records from ``--dataset``, or from ``--workspace`` after syncing its dataset."""
-    source = cfg.dataset or cfg.workspace
-    if not source:
-        raise TrainingError("give --workspace DIR or --dataset FILE")
-    if not cfg.dataset and Path(source).is_dir():
-        sync_workspace_dataset(source)
-    try:
-        records = read_records(source)
-    except FileNotFoundError as exc:
-        raise TrainingError(
-            f"no dataset found for {source}: run `codellama-dataset build {source}` first ({exc})"
-        ) from exc
-    files = [r for r in records if r.get("source", "file") == "file" and r.get("content")]
-    if not files:
-        raise TrainingError(f"the dataset for {source} has no file records to train on")
-    return records
-
-
 def _repo_name(cfg: TrainConfig) -> str:
     """The repository name the server would put in this workspace's prompts."""
     from training.runtime.retrieval import repo_name_for
 
     source = cfg.workspace or cfg.dataset
     return cfg.repo_name or (repo_name_for(source) if source else "")
-
-
-def read_records(source: str | Path) -> list[dict[str, Any]]:
-    """A records ``.jsonl`` file directly, else the dataset API (workspace or dataset path)."""
-    p = Path(source)
-    if not p.exists():
-        raise TrainingError(f"no dataset at {p}: give a workspace directory or a dataset.jsonl")
-    if p.is_file() and p.suffix == ".jsonl":
-        out = []
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError as exc:
-                    raise TrainingError(f"{p}:{n}: not a JSON record ({exc})") from exc
-        return out
-    from dataset import api  # type: ignore[attr-defined,unused-ignore]
-
-    return list(api.load_records(str(source)))
-
-
-def dataset_hash(records: list[dict[str, Any]]) -> str:
-    """Hash of (path, content sha) pairs: identifies the data a run trained on."""
-    h = hashlib.sha256()
-    for r in sorted(records, key=lambda r: str(r.get("file_path"))):
-        sha = r.get("sha256") or hashlib.sha256(str(r.get("content", "")).encode()).hexdigest()
-        h.update(f"{r.get('file_path')}\0{sha}\n".encode())
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,15 +135,6 @@ def _torch_dtype(name: str, device: str, model: str = "") -> Any:
     except ModelLoadError as exc:
         raise TrainingError(f"--dtype: {exc}") from None
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[chosen]
-
-
-def resolve_base_model(spec: str) -> str:
-    """``auto`` → the runtime's default model spec."""
-    if spec == "auto":
-        from training.runtime.spec import default_model
-
-        return default_model()
-    return spec
 
 
 def prepare_model(cfg: TrainConfig, device: str) -> Prepared:
