@@ -53,26 +53,6 @@ def test_definition_of_a_name_used_near_the_cursor_comes_first() -> None:
     assert all(s.path != "main.py" for s in snippets)
 
 
-def test_names_the_cursor_binds_itself_look_up_no_definition() -> None:
-    """``units = store.log.total(...)`` makes ``units`` a local: another file's ``def units``
-    is not what the cursor uses; ``total`` (an attribute call) still is."""
-    index = index_records(
-        [
-            {
-                "file_path": "orders.py",
-                "content": "class Order:\n    def units(self):\n        return 1\n",
-            },
-            {
-                "file_path": "events.py",
-                "content": "class Log:\n    def total(self, kind):\n        return 0\n",
-            },
-        ]
-    )
-    prefix = "def value(store, sku):\n    units = store.log.total('shipped', sku)\n    for row in rows:\n        "
-    names = [s.name for s in index.retrieve("audit.py", prefix, "") if s.reason == "definition"]
-    assert names == ["total"]
-
-
 def test_never_the_current_file_and_never_its_own_text() -> None:
     index = _index()
     # A copy of the cursor's own text in another file is "> 0.5 similar": dropped.

@@ -87,15 +87,6 @@ _DEFINITION = re.compile(
 _ASSIGNMENT = re.compile(
     r"^(?:(?:export\s+)?(?:const|let|var)\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]+)?=[^=]"
 )
-_LOCAL_ASSIGNMENT = re.compile(
-    r"^[ \t]*(?:(?:const|let|var|auto)\s+)?(?P<names>[A-Za-z_][\w, \t]*?)\s*(?::[^=]+)?=[^=]"
-)
-_LOCAL_TARGET = re.compile(
-    r"\bfor\s+\(?(?P<names>[A-Za-z_][\w, \t]*?)\)?\s+(?:in|of)\b|\bas\s+(?P<alias>[A-Za-z_]\w*)"
-)
-_PARAMETERS = re.compile(
-    r"^[ \t]*(?:async\s+)?(?:def|function|fn|func)\s+\w*\s*\((?P<params>[^)]*)"
-)
 _PY_IMPORT = re.compile(
     r"^\s*(?:from\s+(?P<from>\.*[\w.]*)\s+import\s+|import\s+(?P<mods>[\w., ]+))"
 )
@@ -237,24 +228,6 @@ def _definitions(content: str) -> dict[str, list[int]]:
         if match is not None:
             found.setdefault(match.group("name"), []).append(number)
     return found
-
-
-def _local_bindings(lines: Sequence[str]) -> set[str]:
-    """Names the text before the cursor binds itself, at any depth: assignment targets, loop and
-    ``as`` targets, function parameters. Such a name (``units = store.log.total(...)``) is a
-    local variable: another file's definition of the same name is not what the cursor uses."""
-    found: set[str] = set()
-    for line in lines:
-        for pattern in (_LOCAL_ASSIGNMENT, _LOCAL_TARGET):
-            for match in pattern.finditer(line):
-                found.update(_IDENT.findall(" ".join(g for g in match.groups() if g)))
-        signature = _PARAMETERS.match(line)
-        if signature is not None:
-            for param in signature.group("params").split(","):
-                name = _IDENT.match(param.strip().lstrip("*&").removeprefix("mut "))
-                if name is not None:
-                    found.add(name.group(0))
-    return {name for name in found if name.lower() not in _KEYWORDS and name != "self"}
 
 
 def _imports(content: str, path: str) -> tuple[str, ...]:
@@ -512,7 +485,7 @@ class RepoIndex:
             picked: list[Snippet] = []
             used: set[str] = {path}
             local = set(current.definitions) if current is not None else set()
-            local |= set(_definitions("\n".join(before))) | _local_bindings(before)
+            local |= set(_definitions("\n".join(before)))
             for snippet in self._definition_snippets(path, before[-NEAR_LINES:], imported, local):
                 if len(picked) >= max_definitions:
                     break
