@@ -288,6 +288,7 @@ class ModelHost:
     def status(self) -> dict[str, Any]:
         """Load state and what is served, for ``codellama.status``."""
         info = {k: v for k, v in self.info.items() if not k.startswith("_")}
+        engine = self._engine
         return {
             "state": self.state.value,
             "error": self.error,
@@ -295,6 +296,8 @@ class ModelHost:
             "loadSeconds": round(self.load_seconds, 2) if self.load_seconds else None,
             "busy": self.worker.busy,
             "currentJob": self.worker.current_job,
+            # Read live (a list's length; the worker extends it pass by pass during a prefill).
+            "cachedTokens": engine.cached_tokens if engine is not None else 0,
         }
 
 

@@ -21,7 +21,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 from server_helpers import CORPUS, StartServer, inline, open_document, poll_status, status
 
-from lsp_server.completion_service import block_key, open_cursor
+from lsp_server.completion_service import PREFETCH_CHUNK, block_key, open_cursor
 from lsp_server.worker import ModelWorker
 
 DOC = CORPUS[0].lstrip("\n")
@@ -275,9 +275,18 @@ async def test_real_request_during_prefetch_is_served_first(
         interval=0.01,
         waiting_for="the background prefill to start",
     )
-    # Let it finish a few passes, not all: on a quiet machine the tiny model prefills a few
-    # thousand tokens in well under a second.
-    await asyncio.sleep(0.1)
+    # Let it finish a pass or two, not all (the prompt is thousands of tokens, a pass is one
+    # chunk): on a quiet or a loaded machine alike, wait for the KV cache to hold a pass.
+    await poll_status(
+        client,
+        lambda r: (
+            r["model"]["cachedTokens"] >= PREFETCH_CHUNK  # more than the warm-up's
+            or r["model"]["currentJob"] != "prefetch"
+        ),
+        timeout=30,
+        interval=0.01,
+        waiting_for="the background prefill's first pass",
+    )
     rows = big.split("\n")
     row = rows.index("    return sum(values) / len(values)")  # in the first copy's ``mean``
     answer = await inline(client, uri, row, len(rows[row]))  # a real request
