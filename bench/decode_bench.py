@@ -7,10 +7,10 @@ The same prompt (the first ``--prompt-tokens`` tokens of a real third-party sour
 so background load hits them alike:
 
 - ``hf-fp32`` / ``hf-bf16``: transformers ``generate`` (the issue's baseline rows);
-- ``engine-<dtype>``: our :class:`~training.runtime.engine.Engine` decode loop (what the server
+- ``engine-<dtype>``: our :class:`~model_runtime.engine.Engine` decode loop (what the server
   runs), fed the same ids through its prefill/step functions;
 - ``engine-int8`` / ``engine-int4``: the same engine on weight-only quantised linear layers
-  (``load_model(quantize=...)``, :mod:`training.runtime.quant`), ``--quantize`` picks them;
+  (``load_model(quantize=...)``, :mod:`model_runtime.quant`), ``--quantize`` picks them;
 - ``llama.cpp``: ``llama-cpp-python`` on the very same GGUF (Q4_K_M weights), same thread count,
   if it is installed (``CMAKE_ARGS=-DGGML_NATIVE=ON pip install --no-deps
   llama-cpp-python==0.3.36 diskcache``; it builds llama.cpp from source, ~7 min here).
@@ -108,9 +108,9 @@ def main() -> None:
 
     import torch
 
-    from training.runtime.engine import Engine
-    from training.runtime.loader import load_model
-    from training.runtime.spec import bundled_gguf_path
+    from model_runtime.engine import Engine
+    from model_runtime.loader import load_model
+    from model_runtime.spec import bundled_gguf_path
 
     torch.set_num_threads(args.threads)
     rows: dict[str, Any] = {}

@@ -52,7 +52,7 @@ def _forced(loaded: Any) -> Any:
 
 
 def _no_stop_rules() -> None:
-    from training.runtime import engine as engine_module
+    from model_runtime import engine as engine_module
 
     engine_module.truncate_completion = lambda text, *a, **k: (text, False)
 
@@ -76,7 +76,7 @@ def generate_latency(loaded: Any, input_ids: list[int], new_tokens: int) -> floa
 
 
 def _runtime_sources() -> str:
-    files = sorted((ROOT / "training" / "runtime").glob("*.py"))
+    files = sorted((ROOT / "model_runtime").glob("*.py"))
     return "".join(f.read_text(encoding="utf-8") for f in files)
 
 
@@ -92,9 +92,9 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from training.runtime.engine import CompletionRequest, Engine
-    from training.runtime.loader import load_model
-    from training.runtime.spec import resolve_model
+    from model_runtime.engine import CompletionRequest, Engine
+    from model_runtime.loader import load_model
+    from model_runtime.spec import resolve_model
 
     started = time.perf_counter()
     resolve_model(args.model)

@@ -51,9 +51,9 @@ def _percentile(values: list[float], q: float) -> float:
 def _loaded(args: argparse.Namespace) -> Any:
     from transformers import AutoTokenizer
 
-    from training.runtime.loader import load_model
-    from training.runtime.spec import QWEN_CODER_MODEL, resolve_model
-    from training.runtime.tiny import in_memory, tiny_llama
+    from model_runtime.loader import load_model
+    from model_runtime.spec import QWEN_CODER_MODEL, resolve_model
+    from model_runtime.tiny import in_memory, tiny_llama
 
     if args.model:
         return load_model(args.model, device="cpu")
@@ -75,8 +75,8 @@ def main() -> None:
     import click
     import torch
 
-    from training.runtime.engine import CompletionRequest, Engine
-    from training.runtime.healing import advance, heal_table
+    from model_runtime.engine import CompletionRequest, Engine
+    from model_runtime.healing import advance, heal_table
 
     torch.set_num_threads(args.threads)
     source_path = Path(click.__file__).with_name("core.py")

@@ -117,7 +117,7 @@ async def measure_initialize(options: dict[str, Any]) -> tuple[float, float]:
 async def latency(
     client: CompletionClient, engine: Any, settings: dict[str, Any], samples: int
 ) -> dict[str, Any]:
-    from training.runtime.engine import CompletionRequest
+    from model_runtime.engine import CompletionRequest
 
     direct: list[float] = []
     served: list[float] = []
@@ -270,11 +270,11 @@ async def main(args: argparse.Namespace) -> None:
         f"initialize: cold spawn→response {cold_s * 1000:.0f} ms; warm request {warm_s * 1000:.0f} ms"
     )
 
-    from training.runtime.engine import Engine
-    from training.runtime.loader import load_model
+    from model_runtime.engine import Engine
+    from model_runtime.loader import load_model
 
     engine = Engine(load_model(args.model, device="cpu"))
-    from training.runtime.engine import CompletionRequest
+    from model_runtime.engine import CompletionRequest
 
     engine.complete(CompletionRequest("warmup.py", "def main():\n    ", "", max_new_tokens=2))
     async with CompletionClient(init_options=settings, root=ROOT) as client:

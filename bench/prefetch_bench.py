@@ -52,9 +52,9 @@ FILES = [
     "lsp_server/worker.py",
     "lsp_server/metrics.py",
     "lsp_server/features/completion.py",
-    "training/runtime/engine.py",
-    "training/runtime/prompt.py",
-    "training/runtime/stops.py",
+    "model_runtime/engine.py",
+    "model_runtime/prompt.py",
+    "model_runtime/stops.py",
 ]
 
 
@@ -165,7 +165,7 @@ async def tab_chain(
 
 def build_tiny(out: Path) -> Path:
     """A tiny random model steered to always suggest (smoke runs only: figures mean nothing)."""
-    from training.runtime.tiny import (
+    from model_runtime.tiny import (
         END_OF_TEXT,
         STARCODER_FIM,
         build_tiny_llama,

@@ -19,7 +19,7 @@ Rows (``--rows``, comma-separated; each loads its model once):
 - ``qwen-auto`` -- the same with the dtype ``auto`` picks (bf16 on a native-bf16 CPU)
 - ``qwen-heal`` -- ``qwen-auto`` with token healing at the cursor
 - ``qwen-repo`` -- ``qwen-heal`` with repository context: snippets the server's index
-  (``training.runtime.retrieval``) retrieves from the workspace's other files
+  (``model_runtime.retrieval``) retrieves from the workspace's other files
 - ``qwen-tuned`` (``--finetune-minutes M``) -- ``qwen-repo`` serving a LoRA adapter fine-tuned
   for M minutes on the *training* files of the same split (``training.train.train``: examples
   with repository context, the editor command's defaults but the time budget and epochs); the
@@ -95,7 +95,7 @@ def workspace_records(package: str, tmp: Path) -> tuple[Path, list[dict[str, Any
 
 def engine_kwargs(row: Row) -> dict[str, Any]:
     """Engine keyword arguments for a row (healing switch under the engine's own name)."""
-    from training.runtime.engine import Engine
+    from model_runtime.engine import Engine
 
     params = inspect.signature(Engine).parameters
     options = dict(row.engine_options)
@@ -147,10 +147,10 @@ def run_row(
     max_new_tokens: int,
 ) -> dict[str, Any]:
     """Complete every hole with one row's configuration; scores, predictions and timing."""
+    from model_runtime.engine import Engine
+    from model_runtime.loader import load_model
     from training.evaluate import run_holes
     from training.metrics import score
-    from training.runtime.engine import Engine
-    from training.runtime.loader import load_model
 
     key = (row.model, row.dtype)
     if key not in loaded_cache:
@@ -304,7 +304,7 @@ def main() -> None:
     )
     index = None
     if any(ROWS[n].repo_context for n in names):
-        from training.runtime.retrieval import index_records
+        from model_runtime.retrieval import index_records
 
         # What the server indexes: every dataset file (the hole's own file is never used).
         index = index_records(records, name=args.package)

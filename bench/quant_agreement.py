@@ -73,8 +73,8 @@ def main() -> None:
 
     import torch
 
-    from training.runtime.engine import Engine
-    from training.runtime.loader import load_model
+    from model_runtime.engine import Engine
+    from model_runtime.loader import load_model
 
     torch.set_num_threads(args.threads)
     base = load_model(MODEL, dtype="auto", quantize="none")

@@ -198,7 +198,7 @@ def inprocess_figures() -> dict[str, list[Trial]]:
     from lsp_server.refactor.generate import generate_answer
     from lsp_server.refactor.region import Selection, select_region
     from lsp_server.refactor.service import RefactorRequest, run_refactor
-    from training.runtime.loader import load_model
+    from model_runtime.loader import load_model
 
     loaded = load_model(MODEL)
     action = action_by_kind("docstring")

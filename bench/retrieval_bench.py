@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from training.runtime.retrieval import (
+from model_runtime.retrieval import (
     STRIDE_LINES,
     WINDOW_LINES,
     RepoIndex,

@@ -80,7 +80,7 @@ def peak_rss_mb(pid: int) -> float:
 
 def conversion_seconds(model: str) -> float | None:
     """One-time GGUF → safetensors time recorded for a bundled model, if converted."""
-    from training.runtime.spec import bundled_cache_path, is_bundled
+    from model_runtime.spec import bundled_cache_path, is_bundled
 
     if not is_bundled(model):
         return None

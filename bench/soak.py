@@ -39,7 +39,7 @@ CORPUS = [
 
 def tiny_model(out: Path) -> Path:
     """A 2-layer random Llama with a small BPE tokenizer (the test suite's tiny model)."""
-    from training.runtime.tiny import (
+    from model_runtime.tiny import (
         END_OF_TEXT,
         STARCODER_FIM,
         build_tiny_llama,

@@ -40,8 +40,8 @@ from lsp_server.text import cursor_context, looks_binary
 from lsp_server.typed_through import TypedThroughCache
 
 if TYPE_CHECKING:
-    from training.runtime.engine import CompletionRequest, CompletionResult, Engine
-    from training.runtime.retrieval import RepoIndex, Snippet
+    from model_runtime.engine import CompletionRequest, CompletionResult, Engine
+    from model_runtime.retrieval import RepoIndex, Snippet
 
 __all__ = [
     "CompletionService", "Outcome", "Prefetcher", "RepoContextSource", "block_key", "open_cursor",
@@ -211,7 +211,7 @@ class CompletionService:
     def _request(
         self, text: str, offset: int, path: str, language: str | None, settings: Settings
     ) -> CompletionRequest:
-        from training.runtime.engine import CompletionRequest
+        from model_runtime.engine import CompletionRequest
 
         window = settings.context_tokens * CHARS_PER_TOKEN_BOUND
         context = cursor_context(text, offset, window_chars=window)
@@ -233,7 +233,7 @@ class CompletionService:
 class RepoContextSource:
     """Snippets of other dataset files for a cursor, stable while the user stays in one block.
 
-    The index (:class:`training.runtime.retrieval.RepoIndex`) is attached by the dataset
+    The index (:class:`model_runtime.retrieval.RepoIndex`) is attached by the dataset
     feature once the watcher has synced; until then, with ``repoContext`` off, or for an empty
     index, no snippets. Retrieval runs again only when the cursor's enclosing top-level block
     (:func:`block_key`) or the file changes, so the context block at the start of the prompt
@@ -273,7 +273,7 @@ class RepoContextSource:
         cached = self._cached.get(path)
         if cached is not None and cached[0] == key:
             return cached[1]
-        from training.runtime.retrieval import context_for
+        from model_runtime.retrieval import context_for
 
         started = time.perf_counter()
         found = tuple(context_for(index, path, context.prefix, context.suffix, language=language))

@@ -26,7 +26,7 @@ from lsp_server.settings import Settings
 from lsp_server.worker import ModelWorker
 
 if TYPE_CHECKING:
-    from training.runtime.engine import CompletionRequest, CompletionResult, Engine
+    from model_runtime.engine import CompletionRequest, CompletionResult, Engine
 
 __all__ = ["LoadFailure", "LoadState", "ModelHost", "ModelKey", "ProgressFn"]
 
@@ -174,8 +174,8 @@ class ModelHost:
 
     def _full_load(self, settings: Settings, report: ProgressFn) -> None:
         report(0, 5, "importing torch and transformers")
-        from training.runtime.loader import load_model
-        from training.runtime.spec import default_model
+        from model_runtime.loader import load_model
+        from model_runtime.spec import default_model
 
         model = settings.model or default_model()
         report(1, 5, f"loading {model}")
@@ -193,7 +193,7 @@ class ModelHost:
             quantize=settings.quantize,
         )
         self.info = _describe(loaded)
-        from training.runtime.engine import Engine
+        from model_runtime.engine import Engine
 
         self._engine = Engine(loaded)
 
@@ -221,7 +221,7 @@ class ModelHost:
 
     def _configure_engine(self, settings: Settings) -> None:
         """Rebuild the (cheap) engine wrapper if engine-level settings changed."""
-        from training.runtime.engine import Engine
+        from model_runtime.engine import Engine
 
         assert self._engine is not None
         wanted = (settings.context_tokens, settings.prompt_lookup)
@@ -236,7 +236,7 @@ class ModelHost:
 
     def _warm_up(self) -> None:
         """One tiny generation: the first call is much slower than later ones."""
-        from training.runtime.engine import CompletionRequest
+        from model_runtime.engine import CompletionRequest
 
         assert self._engine is not None
         self._engine.complete(

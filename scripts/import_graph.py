@@ -5,7 +5,9 @@
 Every ``import`` / ``from … import`` of the project's own packages counts, also those inside
 function bodies (a lazy import still ties two modules together); those under ``if
 TYPE_CHECKING:`` do not (they never run). Prints the graph with
-``--print``; exits 1 and names the circle when there is one.
+``--print``; exits 1 and names the circle when there is one, or an import across packages that
+:data:`ALLOWED` does not permit (``dataset`` and ``model_runtime`` import nothing of ours,
+``training`` imports both, ``lsp_server`` all three).
 """
 
 from __future__ import annotations
@@ -16,11 +18,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("lsp_server", "training", "dataset")
+PACKAGES = ("lsp_server", "training", "model_runtime", "dataset")
+ALLOWED: dict[str, set[str]] = {
+    "dataset": set(),
+    "model_runtime": set(),
+    "training": {"dataset", "model_runtime"},
+    "lsp_server": {"dataset", "model_runtime", "training"},
+}
+"""Which other top-level packages each package may import (docs/architecture.md)."""
 
 
 def module_name(path: Path) -> str:
-    """``training/runtime/engine.py`` → ``training.runtime.engine`` (packages by ``__init__``)."""
+    """``model_runtime/engine.py`` → ``model_runtime.engine`` (packages by ``__init__``)."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -96,6 +105,18 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def layer_violations(edges: dict[str, set[str]]) -> list[str]:
+    """Imports across packages that :data:`ALLOWED` does not permit (``a.x → b.y``)."""
+    bad = []
+    for name in sorted(edges):
+        top = name.partition(".")[0]
+        for target in sorted(edges[name]):
+            other = target.partition(".")[0]
+            if other != top and other not in ALLOWED.get(top, set()):
+                bad.append(f"{name} → {target}")
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--print", action="store_true", help="print every module's imports")
@@ -108,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     if cycle:
         print("import circle: " + " → ".join(cycle), file=sys.stderr)
         return 1
-    print(f"import graph: {len(edges)} modules, no circle")
+    if bad := layer_violations(edges):
+        print("imports against the package layers: " + "; ".join(bad), file=sys.stderr)
+        return 1
+    print(f"import graph: {len(edges)} modules, no circle, package layers kept")
     return 0
 
 

@@ -16,6 +16,12 @@ def test_the_project_has_no_import_circle() -> None:
     edges = import_graph.graph()
     assert "training.evaluate" in edges and "training.data" in edges["training.evaluate"]
     assert import_graph.find_cycle(edges) is None
+    assert import_graph.layer_violations(edges) == []
+
+
+def test_an_import_against_the_layers_is_named() -> None:
+    edges = {"model_runtime.engine": {"training.train"}, "training.train": {"dataset.api"}}
+    assert import_graph.layer_violations(edges) == ["model_runtime.engine → training.train"]
 
 
 def test_a_circle_through_lazy_imports_is_found_and_type_only_imports_are_not(

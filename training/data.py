@@ -24,7 +24,7 @@ class TrainingError(RuntimeError):
 def resolve_base_model(spec: str) -> str:
     """``auto`` → the runtime's default model spec."""
     if spec == "auto":
-        from training.runtime.spec import default_model
+        from model_runtime.spec import default_model
 
         return default_model()
     return spec

@@ -1,7 +1,7 @@
 """Evaluate base vs adapter on held-out files: ``codellama-eval`` / ``python -m training.evaluate``.
 
 Holes cut from the validation files (same stable split as training) are completed greedily by
-the runtime's :class:`~training.runtime.engine.Engine` — the same code path the server uses — and
+the runtime's :class:`~model_runtime.engine.Engine` — the same code path the server uses — and
 scored with exact match, edit similarity and identifier match.  :func:`gate` decides whether a
 new adapter may replace the one being served.
 """
@@ -35,11 +35,11 @@ def run_holes(
     """Greedy completions for each hole (block holes get twice the token budget).
 
     With a ``deadline`` (``time.monotonic()`` value) no hole is started after it: the list may
-    be shorter than ``holes``. With an ``index`` (:class:`training.runtime.retrieval.RepoIndex`)
+    be shorter than ``holes``. With an ``index`` (:class:`model_runtime.retrieval.RepoIndex`)
     each prompt gets the repository context the server would send (never the hole's own file).
     """
-    from training.runtime.engine import CompletionRequest
-    from training.runtime.retrieval import with_repo_context
+    from model_runtime.engine import CompletionRequest
+    from model_runtime.retrieval import with_repo_context
 
     preds: list[str] = []
     for i, h in enumerate(holes):
@@ -82,7 +82,7 @@ def evaluate_engine(
 ) -> dict[str, Any]:
     """Score ``baseline_adapter`` (None: base model) then ``adapter`` on the same holes.
 
-    ``index``: a :class:`training.runtime.retrieval.RepoIndex` for repository context (both
+    ``index``: a :class:`model_runtime.retrieval.RepoIndex` for repository context (both
     sides get the same snippets, as the server would send them); ``None`` for none.
 
     The engine ends up serving whatever it served before the call, also when scoring fails or
@@ -197,9 +197,9 @@ def evaluate_adapter(
     the server does); ``None`` evaluates without repository context. ``repo_name``: the name the
     server gives the repository in those prompts (its workspace folder's name).
     """
-    from training.runtime.engine import Engine
-    from training.runtime.loader import load_model
-    from training.runtime.retrieval import index_records
+    from model_runtime.engine import Engine
+    from model_runtime.loader import load_model
+    from model_runtime.retrieval import index_records
 
     holes = make_holes(validation, max_holes=max_holes, seed=seed)
     engine = Engine(load_model(base_model, device=device))
@@ -365,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     if not val:
         print("codellama-eval: no held-out files; try --all-files", file=sys.stderr)
         return 1
+    from model_runtime.retrieval import repo_name_for
     from training.data import read_records
-    from training.runtime.retrieval import repo_name_for
 
     context = None if args.no_repo_context else read_records(source)
     from tqdm import tqdm

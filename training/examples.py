@@ -6,8 +6,8 @@ gets the file path header the runtime's prompt builder also uses, and FIM is app
 ``FimTemplate.encode_training``.  The loss covers every token, including the end token.
 
 Repository context, as the server sends it: a FIM example gets the snippets
-:func:`training.runtime.retrieval.context_for` finds for its cursor (the file's text before the
-split point), assembled by :func:`training.runtime.prompt.assemble_ids`, so the adapter learns
+:func:`model_runtime.retrieval.context_for` finds for its cursor (the file's text before the
+split point), assembled by :func:`model_runtime.prompt.assemble_ids`, so the adapter learns
 the prompts it is served. **Split rule**: the index holds only the records passed in (training
 passes the training split), so a held-out file never appears as context of a training example;
 the split keeps near-duplicate clusters on one side, so no copy of one does either. Evaluation
@@ -29,7 +29,7 @@ _SPLIT_SLACK_TOKENS = 8
 
 
 class TrainingTemplate(Protocol):
-    """The part of ``training.runtime.fim.FimTemplate`` that training needs."""
+    """The part of ``model_runtime.fim.FimTemplate`` that training needs."""
 
     name: str
 
@@ -81,14 +81,14 @@ class ExampleStats:
 
 def path_header(path: str, language: str | None = None) -> str:
     """The file path header comment, exactly as the runtime's prompt builder writes it."""
-    from training.runtime.prompt import comment_header
+    from model_runtime.prompt import comment_header
 
     return comment_header(path, language)
 
 
 def _plain_ids(tokenizer: Any, template: Any, text: str) -> list[int]:
     """A left-to-right example: [BOS] text end-token, with the runtime's text encoding."""
-    from training.runtime.fim import encode
+    from model_runtime.fim import encode
 
     bos = getattr(template, "bos_id", None)
     end = getattr(template, "end_id", None)
@@ -185,9 +185,9 @@ def _context_ids(
     budget: int,
 ) -> list[int] | None:
     """A FIM example with repository context; ``None`` when no snippet applies."""
-    from training.runtime.fim import encode_infill_text
-    from training.runtime.prompt import assemble_ids, encode_repo_context
-    from training.runtime.retrieval import context_for
+    from model_runtime.fim import encode_infill_text
+    from model_runtime.prompt import assemble_ids, encode_repo_context
+    from model_runtime.retrieval import context_for
 
     snippets = context_for(index, path, before + parts.prefix, parts.suffix)
     context = encode_repo_context(
@@ -228,7 +228,7 @@ def build_examples(
     context_budget = min(repo_context_tokens, context_len // REPO_CONTEXT_SHARE)
     index = None
     if context_budget > 0 and getattr(template, "supports_fim", False):
-        from training.runtime.retrieval import index_records
+        from model_runtime.retrieval import index_records
 
         index = index_records(records, name=repo_name)
         if len(index) < 2:

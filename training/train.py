@@ -94,7 +94,7 @@ class EvaluationCancelled(Exception):
 
 def _repo_name(cfg: TrainConfig) -> str:
     """The repository name the server would put in this workspace's prompts."""
-    from training.runtime.retrieval import repo_name_for
+    from model_runtime.retrieval import repo_name_for
 
     source = cfg.workspace or cfg.dataset
     return cfg.repo_name or (repo_name_for(source) if source else "")
@@ -128,7 +128,7 @@ def _torch_dtype(name: str, device: str, model: str = "") -> Any:
     """
     import torch
 
-    from training.runtime.loader import ModelLoadError, resolve_dtype
+    from model_runtime.loader import ModelLoadError, resolve_dtype
 
     try:
         chosen = resolve_dtype(name, device, model)
@@ -143,8 +143,8 @@ def prepare_model(cfg: TrainConfig, device: str) -> Prepared:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.runtime.fim import detect_template, template_by_name
-    from training.runtime.spec import resolve_model
+    from model_runtime.fim import detect_template, template_by_name
+    from model_runtime.spec import resolve_model
 
     spec = resolve_base_model(cfg.base_model)
     path = resolve_model(spec)
@@ -289,7 +289,7 @@ def save_adapter(
     run_dir: Path, prepared: Prepared, model: Any, accelerator: Any, meta: dict[str, Any]
 ) -> Path:
     """Write the final adapter atomically (tmp dir + rename) with tokenizer and metadata."""
-    from training.runtime.loader import write_adapter_meta
+    from model_runtime.loader import write_adapter_meta
 
     final = run_dir / ADAPTER_DIR
     accelerator.wait_for_everyone()

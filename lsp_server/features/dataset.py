@@ -7,7 +7,7 @@ new ``stateDir``, stops / restarts it. ``codellama.rebuildDataset`` rebuilds fro
 :meth:`DatasetFeature.ensure` gives the fine-tune a dataset that is current. The dataset package
 does all the work; this module only ties its lifecycle to the server's.
 
-The same records feed the repository-context index (:mod:`training.runtime.retrieval`) that
+The same records feed the repository-context index (:mod:`model_runtime.retrieval`) that
 completions draw snippets from: built once after the start-up sync (in a thread), then each
 committed batch re-indexes only the files it changed or removed, reading their records from
 the catalogue. Without the watcher there is no index (and no repository context).
@@ -127,7 +127,7 @@ class DatasetFeature(Feature):
     async def _build_index(self, root: Path) -> None:
         """Index the committed records for repository context (a thread: seconds on 10k files)."""
         from dataset import api
-        from training.runtime.retrieval import RepoIndex
+        from model_runtime.retrieval import RepoIndex
 
         index = RepoIndex(name=root.name)
         self._index = index  # batches committed while it builds wait on the index lock

@@ -335,7 +335,7 @@ class RefactorFeature(Feature):
             self._free_model()
             return engine.loaded
         if self._own_model is None or self._own_model[0] != spec:
-            from training.runtime.loader import load_model
+            from model_runtime.loader import load_model
 
             self._free_model()  # never hold two refactor models
             progress.report(f"loading refactor model {spec}")

@@ -14,7 +14,7 @@ from lsp_harness import ServerProcesses, StartServer
 from lsprotocol import types
 from pytest_lsp import LanguageClient, make_test_lsp_client
 
-from training.runtime.tiny import END_OF_TEXT, build_tiny_llama, train_bpe_tokenizer
+from model_runtime.tiny import END_OF_TEXT, build_tiny_llama, train_bpe_tokenizer
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"

@@ -16,7 +16,7 @@ import pytest_asyncio
 from lsp_harness import ServerProcesses, StartServer
 from server_helpers import CORPUS
 
-from training.runtime.tiny import END_OF_TEXT, STARCODER_FIM, build_tiny_llama, train_bpe_tokenizer
+from model_runtime.tiny import END_OF_TEXT, STARCODER_FIM, build_tiny_llama, train_bpe_tokenizer
 
 PROFILES = ["visual-studio-code", "neovim"]
 

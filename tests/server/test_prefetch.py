@@ -80,8 +80,8 @@ def test_worker_runs_real_jobs_first_and_preempts_background() -> None:
 
 
 def test_engine_prefill_warms_cache_and_stops_within_a_layer(tiny_model: Path) -> None:
-    from training.runtime.engine import CompletionRequest, Engine
-    from training.runtime.loader import load_model
+    from model_runtime.engine import CompletionRequest, Engine
+    from model_runtime.loader import load_model
 
     engine = Engine(load_model(str(tiny_model), device="cpu"), context_tokens=4096)
     text = DOC * 3

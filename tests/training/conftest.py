@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from training.runtime.tiny import END_OF_TEXT, STARCODER_FIM, build_tiny_llama, train_bpe_tokenizer
+from model_runtime.tiny import END_OF_TEXT, STARCODER_FIM, build_tiny_llama, train_bpe_tokenizer
 
 SAMPLE_FILES: dict[str, str] = {
     "pkg/geometry.py": '''

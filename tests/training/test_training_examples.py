@@ -31,7 +31,7 @@ def test_chunks_cover_text_and_fit(fim_tok: Any, sample_records: list[dict[str, 
 def test_examples_fit_context_and_use_fim_tokens(
     fim_tok: Any, sample_records: list[dict[str, Any]]
 ) -> None:
-    from training.runtime.fim import detect_template
+    from model_runtime.fim import detect_template
 
     template = detect_template(fim_tok)
     assert template.name == "starcoder"
@@ -53,7 +53,7 @@ def test_examples_fit_context_and_use_fim_tokens(
 
 
 def test_examples_are_deterministic(fim_tok: Any, sample_records: list[dict[str, Any]]) -> None:
-    from training.runtime.fim import detect_template
+    from model_runtime.fim import detect_template
 
     template = detect_template(fim_tok)
     a, _ = build_examples(sample_records, fim_tok, template, context_len=80, seed=3)
@@ -64,7 +64,7 @@ def test_examples_are_deterministic(fim_tok: Any, sample_records: list[dict[str,
 def test_commit_records_and_empty_files_are_skipped(
     fim_tok: Any, sample_records: list[dict[str, Any]]
 ) -> None:
-    from training.runtime.fim import detect_template
+    from model_runtime.fim import detect_template
 
     extra = [
         {"file_path": "c", "content": "diff", "source": "commit"},
@@ -78,7 +78,7 @@ def test_commit_records_and_empty_files_are_skipped(
 
 def test_repo_context_comes_from_other_training_files_only(fim_tok: Any) -> None:
     """Split rule: the index holds only the records given (the training split)."""
-    from training.runtime.fim import detect_template
+    from model_runtime.fim import detect_template
     from training.split import split_records
 
     template = detect_template(fim_tok)

@@ -33,7 +33,7 @@ def test_cli_trains_adapter_that_loads_and_changes_outputs(
 ) -> None:
     import torch
 
-    from training.runtime.loader import load_model
+    from model_runtime.loader import load_model
 
     out = tmp_path / "run"
     code = main(

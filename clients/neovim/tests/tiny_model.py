@@ -2,7 +2,7 @@
 
 The weights are random (seeded), so completions are nonsense, but they come from the real
 transformers model through the real server: a few milliseconds per token on a CPU.
-The recipe is ``training.runtime.tiny``; this script fixes its arguments and caches the result.
+The recipe is ``model_runtime.tiny``; this script fixes its arguments and caches the result.
 Usage: ``python tiny_model.py OUT_DIR``.
 """
 
@@ -35,7 +35,7 @@ module rebuild them too: its hash is part of the stamp)."""
 
 
 def _recipe() -> dict[str, object]:
-    from training.runtime import tiny
+    from model_runtime import tiny
 
     builder = hashlib.sha256(Path(tiny.__file__).read_bytes()).hexdigest()
     return {"version": VERSION, "builder": builder}
@@ -47,7 +47,7 @@ def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     recipe = {**_recipe(), "seed": seed}
     if stamp.exists() and json.loads(stamp.read_text()) == recipe:
         return out
-    from training.runtime.tiny import build_tiny_llama, train_bpe_tokenizer
+    from model_runtime.tiny import build_tiny_llama, train_bpe_tokenizer
 
     tokenizer = train_bpe_tokenizer(
         [ALPHABET, *CORPUS * 20],

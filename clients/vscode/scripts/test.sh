@@ -84,8 +84,8 @@ npm_ci() {
 tiny_model() {
   MODEL_DIR=$CACHE/models/tiny-llama
   local want
-  # tiny_model.py only fixes the arguments of training/runtime/tiny.py: a change to either rebuilds.
-  want=$(cat "$HERE/test/e2e/tiny_model.py" "$REPO/training/runtime/tiny.py" | sha256sum | cut -d' ' -f1)
+  # tiny_model.py only fixes the arguments of model_runtime/tiny.py: a change to either rebuilds.
+  want=$(cat "$HERE/test/e2e/tiny_model.py" "$REPO/model_runtime/tiny.py" | sha256sum | cut -d' ' -f1)
   if [ -f "$MODEL_DIR/.stamp" ] && [ "$(cat "$MODEL_DIR/.stamp")" = "$want" ]; then
     return 0
   fi

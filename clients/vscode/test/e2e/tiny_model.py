@@ -5,7 +5,7 @@
 what the end-to-end test asserts on. Usage: ``python tiny_model.py OUT_DIR [--endless]``.
 
 Run it with the project's Python (scripts/test.sh uses ``$SERVER_PYTHON``): the recipe is
-``training.runtime.tiny``; this script only fixes its arguments (corpus, tokens, steering).
+``model_runtime.tiny``; this script only fixes its arguments (corpus, tokens, steering).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ CORPUS = textwrap.dedent(
 
 def build(out: Path, *, endless: bool) -> Path:
     """Write tokenizer and weights to ``out`` (a directory ``from_pretrained`` accepts)."""
-    from training.runtime.tiny import (
+    from model_runtime.tiny import (
         END_OF_TEXT,
         STARCODER_FIM,
         build_tiny_llama,

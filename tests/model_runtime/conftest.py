@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from training.runtime.tiny import TinyLlamaOptions, build_tiny_llama, tiny_llama
+from model_runtime.tiny import TinyLlamaOptions, build_tiny_llama, tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -184,8 +184,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, codellama_tokenizer
 @pytest.fixture()
 def loaded_factory(codellama_tokenizer: Any) -> Callable[..., Any]:
     """Build a LoadedModel around a fresh tiny model without going through files."""
-    from training.runtime.loader import LoadedModel
-    from training.runtime.tiny import in_memory
+    from model_runtime.loader import LoadedModel
+    from model_runtime.tiny import in_memory
 
     def make(seed: int = 0) -> LoadedModel:
         return in_memory(tiny_llama(codellama_tokenizer, seed=seed, **TINY), codellama_tokenizer)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from training.runtime import engine as engine_module
-from training.runtime.engine import CompletionRequest, Engine
-from training.runtime.spec import SMOLLM2_MODEL as BUNDLED_MODEL
-from training.runtime.spec import resolve_model
+from model_runtime import engine as engine_module
+from model_runtime.engine import CompletionRequest, Engine
+from model_runtime.spec import SMOLLM2_MODEL as BUNDLED_MODEL
+from model_runtime.spec import resolve_model
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def bundled() -> Any:
     pytest.importorskip("gguf")
-    from training.runtime.loader import load_model
+    from model_runtime.loader import load_model
 
     return load_model(BUNDLED_MODEL)  # converts once into the user cache if needed
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from training.runtime.fim import (
+from model_runtime.fim import (
     STARCODER_FIM_TOKENS,
     TemplateError,
     detect_template,

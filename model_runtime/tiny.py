@@ -9,7 +9,7 @@ CodeLlama: its completions are nonsense, but everything around them is real.
 - :func:`tiny_llama` -- the random model, in memory, sized for any tokenizer (also a
   SentencePiece CodeLlama one).
 - :func:`build_tiny_llama` -- tokenizer and model saved to a directory that
-  :func:`training.runtime.loader.load_model` and ``from_pretrained`` accept.
+  :func:`model_runtime.loader.load_model` and ``from_pretrained`` accept.
 
 *Endless* models have their output head steered (``endless=``) so that greedy decoding never
 picks the end token: generation runs to ``max_new_tokens`` (or until cancelled), which makes
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerBase, PreTrainedTokenizerFast
     from typing_extensions import Unpack
 
-    from training.runtime.loader import LoadedModel
+    from model_runtime.loader import LoadedModel
 
 END_OF_TEXT = "<|endoftext|>"
 """The end (and begin) token of the StarCoder / SmolLM family."""
@@ -172,10 +172,10 @@ def build_tiny_llama(
 def in_memory(
     model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, *, model_id: str = "tiny"
 ) -> LoadedModel:
-    """A :class:`~training.runtime.loader.LoadedModel` (CPU, fp32) around a model built in
+    """A :class:`~model_runtime.loader.LoadedModel` (CPU, fp32) around a model built in
     memory, without saving and loading it: for tests and benchmarks of the engine."""
-    from training.runtime.fim import detect_template
-    from training.runtime.loader import LoadedModel
+    from model_runtime.fim import detect_template
+    from model_runtime.loader import LoadedModel
 
     return LoadedModel(
         model=model,

@@ -662,7 +662,7 @@ def context_for(
 
 
 def with_repo_context(request: Any, index: RepoIndex | None, *, max_snippets: int = 4) -> Any:
-    """``request`` (a :class:`training.runtime.engine.CompletionRequest`) with the snippets
+    """``request`` (a :class:`model_runtime.engine.CompletionRequest`) with the snippets
     the server would send for its cursor; unchanged without an index.
 
     Evaluation (``codellama-eval``) and the benchmarks call this, so a "repo context on" row

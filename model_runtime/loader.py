@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from training.runtime.fim import FimTemplate, TemplateError, detect_template, template_by_name
-from training.runtime.spec import (
+from model_runtime.fim import FimTemplate, TemplateError, detect_template, template_by_name
+from model_runtime.spec import (
     ModelSpecError,
     ProgressFn,
     bundled_info,
@@ -85,7 +85,7 @@ class LoadedModel:
     only partly still continues the prefix instead of the suffix)."""
     quantize: str = "none"
     """Weight format of the served linear layers: ``none``, ``int8`` or ``int4``
-    (:mod:`training.runtime.quant`)."""
+    (:mod:`model_runtime.quant`)."""
     quantize_reason: str = ""
     """Why (``quantize: auto``'s choice), for the log and ``codellama.status``."""
     quant_swaps: list[Any] = field(default_factory=list)
@@ -262,9 +262,9 @@ def load_model(
 
     If the adapter directory holds tokenizer files (training added FIM tokens), that tokenizer
     is used and the base embeddings are resized to it before ``PeftModel.from_pretrained``.
-    Raises :class:`ModelLoadError` / :class:`~training.runtime.spec.ModelSpecError` with a
+    Raises :class:`ModelLoadError` / :class:`~model_runtime.spec.ModelSpecError` with a
     message saying what to do. ``quantize``: ``none``, ``int8``, ``int4`` or ``auto`` (see
-    :func:`training.runtime.quant.choose_quantize`); weight-only, CPU only.
+    :func:`model_runtime.quant.choose_quantize`); weight-only, CPU only.
     """
 
     def report(done: int, message: str) -> None:
@@ -481,8 +481,8 @@ def _resize_embeddings(model: Any, size: int) -> None:
 
 
 def _choose_quantize(quantize: str, device: str, model: str) -> Any:
-    """:func:`training.runtime.quant.choose_quantize`, its error as a :class:`ModelLoadError`."""
-    from training.runtime.quant import QuantizeError, choose_quantize
+    """:func:`model_runtime.quant.choose_quantize`, its error as a :class:`ModelLoadError`."""
+    from model_runtime.quant import QuantizeError, choose_quantize
 
     try:
         return choose_quantize(quantize, device, model)
@@ -493,7 +493,7 @@ def _choose_quantize(quantize: str, device: str, model: str) -> Any:
 def _restore_float(loaded: LoadedModel) -> None:
     """Put the float layers back under the served model (no-op when it is not quantised)."""
     if loaded.quant_swaps:
-        from training.runtime.quant import restore_linears
+        from model_runtime.quant import restore_linears
 
         restore_linears(loaded.quant_swaps)
 
@@ -501,9 +501,9 @@ def _restore_float(loaded: LoadedModel) -> None:
 def _quantize_served(loaded: LoadedModel) -> LoadedModel:
     """``loaded`` with its served model's linear layers quantised to ``loaded.quantize``
     (after an adapter was merged: the merged weights are quantised, see
-    :mod:`training.runtime.quant`)."""
+    :mod:`model_runtime.quant`)."""
     if loaded.quantize == "none" or loaded.quant_swaps:
         return loaded
-    from training.runtime.quant import quantize_linears
+    from model_runtime.quant import quantize_linears
 
     return replace(loaded, quant_swaps=quantize_linears(loaded.model, loaded.quantize))

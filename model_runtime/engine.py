@@ -8,10 +8,10 @@ One decode loop of our own (not ``generate``) so that we can
   forward pre-hook), so a cancelled request stops within a fraction of one decoding step; the
   cache is trimmed back to the last complete pass, so a cancelled request's prefill still warms
   the cache for the request that superseded it;
-- apply the stop rules of :mod:`training.runtime.stops` to the decoded text as it grows;
+- apply the stop rules of :mod:`model_runtime.stops` to the decoded text as it grows;
 - optionally verify prompt-lookup drafts (n-gram matches copied from the context), which is
   exactly greedy: the output is identical, only faster when the completion copies context;
-- token healing (:mod:`training.runtime.healing`, every FIM family, PSM and SPM): a prompt
+- token healing (:mod:`model_runtime.healing`, every FIM family, PSM and SPM): a prompt
   that ends mid-word (``self.comman``), in whitespace (``x = ``, an indented empty line) or
   after mergeable punctuation ends at a token boundary the model rarely saw, and it then
   repeats or drops characters (``.commanmand()``). The last token(s) of the *document* prefix
@@ -37,12 +37,12 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from training.runtime.healing import advance, heal_table, plan_healing
-from training.runtime.prompt import DEFAULT_CONTEXT_TOKENS, Prompt, build_prompt
-from training.runtime.stops import postprocess, truncate_completion, wants_multiline
+from model_runtime.healing import advance, heal_table, plan_healing
+from model_runtime.prompt import DEFAULT_CONTEXT_TOKENS, Prompt, build_prompt
+from model_runtime.stops import postprocess, truncate_completion, wants_multiline
 
 if TYPE_CHECKING:
-    from training.runtime.loader import LoadedModel
+    from model_runtime.loader import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class CompletionRequest:
     context_tokens: int | None = None
     """Prompt token budget; ``None`` uses the engine default (1536)."""
     snippets: tuple[Any, ...] = ()
-    """Repository context, most relevant first (:class:`training.runtime.retrieval.Snippet`:
+    """Repository context, most relevant first (:class:`model_runtime.retrieval.Snippet`:
     objects with ``path`` and ``text``); placed first in the prompt, within the budget."""
     repo_name: str = ""
     """Repository name for Qwen's ``<|repo_name|>`` line (the workspace folder's name)."""
@@ -197,7 +197,7 @@ class Engine:
         On failure the error is raised and the engine serves either the previous state (bad
         directory, nothing touched) or the plain base model (the adapter did not fit).
         """
-        from training.runtime.loader import ModelLoadError, apply_adapter
+        from model_runtime.loader import ModelLoadError, apply_adapter
 
         self.reset_cache()
         self._heal_cache.clear()
@@ -579,7 +579,7 @@ class Engine:
         """The end of the cursor prefix to remove from the prompt and re-generate.
 
         "" when healing is off or nothing needs it. Only the document prefix is looked at (the
-        header and FIM sentinels are added after), see :func:`training.runtime.healing.plan_healing`.
+        header and FIM sentinels are added after), see :func:`model_runtime.healing.plan_healing`.
         """
         if not self.token_healing or not prefix:
             return ""

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from training.runtime import engine as engine_module
-from training.runtime.engine import CompletionRequest, Engine
+from model_runtime import engine as engine_module
+from model_runtime.engine import CompletionRequest, Engine
 
 PREFIX = "".join(f"def function_{n}(a, b):\n    return a + b * {n}\n\n" for n in range(30))
 
@@ -146,7 +146,7 @@ def test_cancel_from_another_thread_returns_quickly(
 def test_empty_document_with_left_to_right_template(
     loaded_factory: Callable[..., Any], plain_tokenizer: Any
 ) -> None:
-    from training.runtime.fim import detect_template
+    from model_runtime.fim import detect_template
 
     loaded = loaded_factory()
     loaded = dataclasses.replace(

@@ -1,4 +1,4 @@
-"""Token healing (training.runtime.healing + the engine's constrained decode).
+"""Token healing (model_runtime.healing + the engine's constrained decode).
 
 Table-driven on identifiers cut at every character position, for every FIM family (tiny BPE
 tokenizers for starcoder / deepseek / none, the session's CodeLlama-style SentencePiece one,
@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from training.runtime.engine import CompletionRequest, Engine
-from training.runtime.fim import FimTemplate, decode_infill_text, detect_template, encode
-from training.runtime.healing import (
+from model_runtime.engine import CompletionRequest, Engine
+from model_runtime.fim import FimTemplate, decode_infill_text, detect_template, encode
+from model_runtime.healing import (
     MAX_HEAL_CHARS,
     advance,
     build_table,
@@ -32,8 +32,8 @@ from training.runtime.healing import (
     plan_from_tokens,
     plan_healing,
 )
-from training.runtime.prompt import build_prompt, comment_header
-from training.runtime.tiny import END_OF_TEXT, STARCODER_FIM, tiny_llama, train_bpe_tokenizer
+from model_runtime.prompt import build_prompt, comment_header
+from model_runtime.tiny import END_OF_TEXT, STARCODER_FIM, tiny_llama, train_bpe_tokenizer
 
 PATH = "src/cli.py"
 HEAD = "import click\n\n\n@click.command()\ndef main(ctx):\n"
@@ -77,7 +77,7 @@ def bpe_tokenizers() -> dict[str, Any]:
 def qwen_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from training.runtime.spec import QWEN_CODER_MODEL, resolve_model
+    from model_runtime.spec import QWEN_CODER_MODEL, resolve_model
 
     return AutoTokenizer.from_pretrained(resolve_model(QWEN_CODER_MODEL))
 
@@ -86,7 +86,7 @@ def qwen_tokenizer() -> Any:
 def smollm2_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from training.runtime.spec import SMOLLM2_MODEL, resolve_model
+    from model_runtime.spec import SMOLLM2_MODEL, resolve_model
 
     return AutoTokenizer.from_pretrained(resolve_model(SMOLLM2_MODEL))
 
@@ -293,7 +293,7 @@ def test_advance() -> None:
 
 
 def _loaded(tokenizer: Any, model: Any) -> Any:
-    from training.runtime.tiny import in_memory
+    from model_runtime.tiny import in_memory
 
     return in_memory(model, tokenizer)
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from training.runtime import loader
-from training.runtime import spec as spec_module
-from training.runtime.loader import choose_dtype, load_model, resolve_dtype
-from training.runtime.spec import (
+from model_runtime import loader
+from model_runtime import spec as spec_module
+from model_runtime.loader import choose_dtype, load_model, resolve_dtype
+from model_runtime.spec import (
     BUNDLED_MODEL,
     BUNDLED_MODELS,
     QWEN_CODER_MODEL,

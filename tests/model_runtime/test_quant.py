@@ -1,4 +1,4 @@
-"""Weight-only int8 / int4 serving (training.runtime.quant) on tiny random models."""
+"""Weight-only int8 / int4 serving (model_runtime.quant) on tiny random models."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from training.runtime.engine import CompletionRequest, Engine
-from training.runtime.loader import ModelLoadError, load_model, write_adapter_meta
-from training.runtime.quant import (
+from model_runtime.engine import CompletionRequest, Engine
+from model_runtime.loader import ModelLoadError, load_model, write_adapter_meta
+from model_runtime.quant import (
     AUTO_CPU,
     Int4Linear,
     Int8Linear,
@@ -21,7 +21,7 @@ from training.runtime.quant import (
     quantize_linears,
     restore_linears,
 )
-from training.runtime.tiny import build_tiny_llama
+from model_runtime.tiny import build_tiny_llama
 
 PREFIX = "".join(f"def function_{n}(a, b):\n    return a + b * {n}\n\n" for n in range(12))
 REQUEST = CompletionRequest(
@@ -80,7 +80,7 @@ def test_quantize_linears_keeps_tied_embedding_and_restores(
 ) -> None:
     import torch
 
-    from training.runtime.tiny import tiny_llama
+    from model_runtime.tiny import tiny_llama
 
     model = tiny_llama(codellama_tokenizer, hidden_size=64, tie_word_embeddings=True)
     embedding = model.get_input_embeddings().weight

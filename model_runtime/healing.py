@@ -165,7 +165,7 @@ def decode_vocabulary(tokenizer: Any) -> list[str]:
             [[*anchor, tid] for tid in range(size)], skip_special_tokens=False
         )
         return [t[len(head) :] if head and t.startswith(head) else t for t in texts]
-    from training.runtime.fim import decode_infill_text
+    from model_runtime.fim import decode_infill_text
 
     return [decode_infill_text(tokenizer, [tid]) for tid in range(size)]
 
@@ -274,7 +274,7 @@ def plan_healing(
     """Characters at the end of the cursor ``prefix`` to remove and re-generate ("" if none)."""
     if not prefix or max_tokens <= 0:
         return ""
-    from training.runtime.fim import encode_infill_text
+    from model_runtime.fim import encode_infill_text
 
     table = heal_table(tokenizer)
     tail = prefix[-_TAIL_CHARS:]

@@ -5,7 +5,7 @@ prefix's last lines, the suffix's first lines) until the budget is spent; the cu
 is always kept (its far end is cut by characters only if that single line exceeds the budget).
 The prefix gets 3/4 of the budget, and whatever one side does not use flows to the other.
 
-Repository context (snippets of other files, :mod:`training.runtime.retrieval`) takes at most
+Repository context (snippets of other files, :mod:`model_runtime.retrieval`) takes at most
 ``repo_context_tokens`` (and never more than half the budget) out of the same budget and always
 comes first, so it stays a stable KV-cache prefix while the user types:
 
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from training.runtime.fim import FimTemplate, _token_id, encode, encode_infill_text
+from model_runtime.fim import FimTemplate, _token_id, encode, encode_infill_text
 
 DEFAULT_CONTEXT_TOKENS = 1536
 PREFIX_SHARE = 0.75
@@ -184,7 +184,7 @@ class Prompt:
 
 
 class SnippetLike(Protocol):
-    """What the prompt needs of a snippet (:class:`training.runtime.retrieval.Snippet`)."""
+    """What the prompt needs of a snippet (:class:`model_runtime.retrieval.Snippet`)."""
 
     @property
     def path(self) -> str: ...

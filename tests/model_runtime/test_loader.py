@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from training.runtime import spec as spec_module
-from training.runtime.engine import CompletionRequest, Engine
-from training.runtime.loader import (
+from model_runtime import spec as spec_module
+from model_runtime.engine import CompletionRequest, Engine
+from model_runtime.loader import (
     ADAPTER_META_FILE,
     ModelLoadError,
     load_model,
@@ -21,7 +21,7 @@ from training.runtime.loader import (
     resolve_dtype,
     write_adapter_meta,
 )
-from training.runtime.spec import (
+from model_runtime.spec import (
     BUNDLED_MODEL,
     ModelSpecError,
     bundled_gguf_path,
@@ -37,7 +37,7 @@ REQUEST = CompletionRequest(
 def test_default_model_follows_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from training.runtime.spec import DEFAULT_GPU_MODEL, default_model
+    from model_runtime.spec import DEFAULT_GPU_MODEL, default_model
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert default_model() == BUNDLED_MODEL
@@ -125,7 +125,7 @@ def test_bundled_conversion_is_atomic_and_locked(
 def test_device_and_dtype_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from training.runtime import loader
+    from model_runtime import loader
 
     monkeypatch.setattr(loader, "cpu_has_native_bf16", lambda: False)
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from training.runtime.engine import CompletionRequest, Engine, anchor_lines
-from training.runtime.fim import detect_template, encode, encode_infill_text
-from training.runtime.prompt import build_prompt, comment_header
-from training.runtime.retrieval import RepoIndex, Snippet, index_records
+from model_runtime.engine import CompletionRequest, Engine, anchor_lines
+from model_runtime.fim import detect_template, encode, encode_infill_text
+from model_runtime.prompt import build_prompt, comment_header
+from model_runtime.retrieval import RepoIndex, Snippet, index_records
 
 HELPER = (
     "def frobnicate_widget(widget, scale=2):\n"
@@ -190,7 +190,7 @@ def test_budget_is_never_exceeded(codellama_tokenizer: Any, budget: int, repo_to
 def test_qwen_repository_format_with_real_special_token_ids() -> None:
     from transformers import AutoTokenizer
 
-    from training.runtime.spec import QWEN_CODER_MODEL, resolve_model
+    from model_runtime.spec import QWEN_CODER_MODEL, resolve_model
 
     tok = AutoTokenizer.from_pretrained(resolve_model(QWEN_CODER_MODEL))
     t = detect_template(tok)
@@ -298,7 +298,7 @@ def test_context_block_comes_first_and_stays_while_typing(
 
 
 def test_evaluation_requests_get_what_the_server_would_send() -> None:
-    from training.runtime.retrieval import with_repo_context
+    from model_runtime.retrieval import with_repo_context
 
     index = _index()
     request = CompletionRequest("main.py", MAIN, ")\n")

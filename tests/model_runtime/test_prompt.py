@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from training.runtime.fim import detect_template, encode
-from training.runtime.prompt import build_prompt, comment_header, guess_language
+from model_runtime.fim import detect_template, encode
+from model_runtime.prompt import build_prompt, comment_header, guess_language
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The tiny-model builder (training.runtime.tiny): steering, saved files, clear errors."""
+"""The tiny-model builder (model_runtime.tiny): steering, saved files, clear errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from training.runtime.tiny import (
+from model_runtime.tiny import (
     END_OF_TEXT,
     STARCODER_FIM,
     build_tiny_llama,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.runtime.stops import (
+from model_runtime.stops import (
     bracket_imbalance,
     cut_repetition,
     postprocess,
