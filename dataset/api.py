@@ -23,17 +23,22 @@ from dataset.watcher import ChangeEvent, OnChange, Watcher
 
 __all__ = [
     "BuildStats", "ChangeEvent", "DatasetConfig", "Progress", "Watcher", "build",
-    "dataset_path", "load_records", "stats", "sync", "watch",
+    "dataset_path", "load_records", "state_dir", "stats", "sync", "watch",
 ]  # fmt: skip
 
 Progress = Callable[[int, "int | None", str], None]
 
 
+def state_dir(workspace: str | Path, out: str | Path | None = None) -> Path:
+    """The state dir of ``workspace``: ``out`` if given, else ``<workspace>/.codellama`` (resolved)."""
+    if out is not None:
+        return Path(out).expanduser().resolve()
+    return Path(workspace).expanduser().resolve() / STATE_DIR
+
+
 def dataset_path(workspace: str | Path, out: str | Path | None = None) -> Path:
     """``<workspace>/.codellama/dataset.jsonl``, or ``<out>/dataset.jsonl``."""
-    if out is not None:
-        return Path(out).expanduser().resolve() / DATASET
-    return Path(workspace).expanduser().resolve() / STATE_DIR / DATASET
+    return state_dir(workspace, out) / DATASET
 
 
 def build(

@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from pygls.exceptions import JsonRpcInvalidParams
+
 if TYPE_CHECKING:
     from lsprotocol import types
 
     from lsp_server.server import CodeLlamaServer
     from lsp_server.settings import Settings
 
-__all__ = ["Feature", "command", "lsp"]
+__all__ = ["Feature", "InvalidParams", "command", "command_argument", "lsp"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 LSP_MARK = "_codellama_lsp"
@@ -43,7 +45,7 @@ def command(name: str) -> Callable[[F], F]:
 
     The method is called as ``method(*arguments)``: VS Code's palette sends no arguments,
     our clients send one object (a ``dict``), so write ``def run(self, *args: Any)`` and use
-    :func:`lsp_server.setup.command_argument` to read the optional first argument.
+    :func:`command_argument` to read the optional first argument.
     """
 
     def mark(fn: F) -> F:
@@ -51,6 +53,49 @@ def command(name: str) -> Callable[[F], F]:
         return fn
 
     return mark
+
+
+class InvalidParams(JsonRpcInvalidParams, ValueError):
+    """Raise from a handler or command for arguments the user got wrong: the request answers
+    ``InvalidParams`` (-32602) with this message, which should say what is expected. (Also a
+    ``ValueError``, so code that validated with ``except ValueError`` keeps working.)"""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+def command_argument(args: tuple[Any, ...] | list[Any], command: str = "") -> dict[str, Any]:
+    """The optional single argument object of a command (``{}`` when none was sent).
+
+    A bare string is returned as ``{"value": s}`` (e.g. ``codellama.useAdapter "path"``).
+    Anything else (a number, a list, several arguments) raises :class:`InvalidParams` naming
+    ``command`` and what it accepts.
+    """
+    if not args or (len(args) == 1 and args[0] is None):
+        return {}
+    first = args[0]
+    name = f"{command}: " if command else ""
+    if len(args) > 1:
+        raise InvalidParams(
+            f"{name}expected no argument or one JSON object, got {len(args)} arguments"
+        )
+    if isinstance(first, dict):
+        return first
+    if isinstance(first, str):
+        return {"value": first}
+    raise InvalidParams(
+        f"{name}expected no argument or one JSON object, got {_json_type(first)} {first!r:.80}"
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
 
 
 class Feature:

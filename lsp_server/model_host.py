@@ -27,11 +27,11 @@ from lsp_server.worker import ModelWorker
 
 if TYPE_CHECKING:
     from model_runtime.engine import CompletionRequest, CompletionResult, Engine
+    from model_runtime.spec import ProgressFn
 
-__all__ = ["LoadFailure", "LoadState", "ModelHost", "ModelKey", "ProgressFn"]
+__all__ = ["LoadFailure", "LoadState", "ModelHost", "ModelKey"]
 
 T = TypeVar("T")
-ProgressFn = Callable[[int, "int | None", str], None]
 logger = logging.getLogger(__name__)
 
 

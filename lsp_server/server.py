@@ -4,9 +4,9 @@ Features receive this object as ``self.server``. What it offers them:
 
 - ``settings`` (current :class:`~lsp_server.settings.Settings`), ``raw_settings`` (the merged
   client JSON, for feature-specific keys);
-- ``host`` (:class:`~lsp_server.model_host.ModelHost`: the model, its load state and
-  ``host.run(fn)`` to run ``fn(engine)`` on the model worker thread);
-- ``completions`` (:class:`~lsp_server.completion_service.CompletionService`);
+- ``services`` (:class:`~lsp_server.services.Services`): model host, model service, dataset
+  service, completion service, created once here; features receive the ones they name in their
+  constructor (``host``/``completions``/``worker`` stay readable here for the registrar);
 - ``spawn(coro)``: start a background task whose reference is kept and whose failure is logged;
 - ``show(message, kind)`` / ``call_threadsafe(fn, ...)``: safe from any thread;
 - ``work_progress(title)``: server-initiated ``$/progress`` usable from any thread;
@@ -36,17 +36,18 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from lsp_server import __version__
-from lsp_server.completion_service import CompletionService
 from lsp_server.framing import ChunkQueue, FrameReader, read_stream_into, start_reader_thread
 from lsp_server.logs import EditorLogHandler
-from lsp_server.model_host import ModelHost
 from lsp_server.protocol import CodeLlamaProtocol
+from lsp_server.services import Services
 from lsp_server.settings import Settings
 from lsp_server.text import encoding_name
-from lsp_server.worker import ModelWorker
 
 if TYPE_CHECKING:
+    from lsp_server.completion_service import CompletionService
     from lsp_server.feature import Feature
+    from lsp_server.model_host import ModelHost
+    from lsp_server.worker import ModelWorker
 
 __all__ = ["CodeLlamaServer", "Progress"]
 
@@ -134,14 +135,27 @@ class CodeLlamaServer(LanguageServer):
         self.settings_read = False
         """True once settings were read from the client (after ``initialized``)."""
         self.init_options: Any = None
-        self.worker = ModelWorker()
-        self.host = ModelHost(self.worker)
-        self.completions = CompletionService(self.host)
+        self.services = Services.create(self)
         self.features: dict[str, Feature] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.log_handler = EditorLogHandler(self.window_log_message)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.frame_reader: FrameReader | None = None
+
+    @property
+    def worker(self) -> ModelWorker:
+        """The model worker thread (:attr:`services`)."""
+        return self.services.worker
+
+    @property
+    def host(self) -> ModelHost:
+        """The model host (:attr:`services`)."""
+        return self.services.host
+
+    @property
+    def completions(self) -> CompletionService:
+        """The completion service (:attr:`services`)."""
+        return self.services.completions
 
     # -- transport -----------------------------------------------------------------------------
 

@@ -5,11 +5,14 @@ Adding a feature
 
 1. Write one class in ``lsp_server/features/<name>.py``::
 
-       from lsp_server.feature import Feature, command, lsp
-       from lsp_server.setup import command_argument
+       from lsp_server.feature import Feature, command, command_argument, lsp
 
        class RefactorFeature(Feature):
            name = "refactor"
+
+           def __init__(self, server: CodeLlamaServer, host: ModelHost) -> None:
+               super().__init__(server)      # services by parameter name (lsp_server.services)
+               self.host = host
 
            @lsp(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
                code_action_kinds=[types.CodeActionKind.RefactorRewrite]))
@@ -19,7 +22,7 @@ Adding a feature
            @command("codellama.refactor")
            async def refactor(self, *args: Any) -> Any:
                options = command_argument(args)      # {} when VS Code's palette sends []
-               text = await asyncio.wrap_future(self.server.host.run(lambda engine: ...))
+               text = await asyncio.wrap_future(self.host.run(lambda engine: ...))
 
            def settings_changed(self, old, new): ...  # optional lifecycle hooks, see Feature
 
@@ -44,8 +47,10 @@ The hook API
   internal error naming the feature, and the server keeps serving. A failing hook is logged and
   the remaining features' hooks still run. A feature whose module fails to import or whose
   constructor raises is logged and left out; the others still load.
-- Services for features live on ``self.server`` (see :mod:`lsp_server.server`): settings, the
-  model host (``host.run(fn)`` runs ``fn(engine)`` on the model worker thread), ``spawn``,
+- Services are handed to features, never looked up: a feature's constructor names the ones it
+  needs after ``server`` (``host``, ``model``, ``dataset``, ``completions``, ``worker``; see
+  :mod:`lsp_server.services`) and gets them; a parameter that names no service leaves the
+  feature out with a logged error. ``self.server`` offers the LSP side: settings, ``spawn``,
   ``show``, ``work_progress``, ``workspace_root``.
 """
 
@@ -68,7 +73,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
 
 from lsp_server import logs
-from lsp_server.feature import COMMAND_MARK, LSP_MARK, Feature
+from lsp_server.feature import COMMAND_MARK, LSP_MARK, Feature, InvalidParams, command_argument
 from lsp_server.server import CodeLlamaServer
 from lsp_server.settings import SECTION, Settings, log_level_number, merge_settings, parse_settings
 from lsp_server.text import split_lines
@@ -102,49 +107,6 @@ _OWNED = {
 }
 
 
-class InvalidParams(JsonRpcInvalidParams, ValueError):
-    """Raise from a handler or command for arguments the user got wrong: the request answers
-    ``InvalidParams`` (-32602) with this message, which should say what is expected. (Also a
-    ``ValueError``, so code that validated with ``except ValueError`` keeps working.)"""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-
-def command_argument(args: tuple[Any, ...] | list[Any], command: str = "") -> dict[str, Any]:
-    """The optional single argument object of a command (``{}`` when none was sent).
-
-    A bare string is returned as ``{"value": s}`` (e.g. ``codellama.useAdapter "path"``).
-    Anything else (a number, a list, several arguments) raises :class:`InvalidParams` naming
-    ``command`` and what it accepts.
-    """
-    if not args or (len(args) == 1 and args[0] is None):
-        return {}
-    first = args[0]
-    name = f"{command}: " if command else ""
-    if len(args) > 1:
-        raise InvalidParams(
-            f"{name}expected no argument or one JSON object, got {len(args)} arguments"
-        )
-    if isinstance(first, dict):
-        return first
-    if isinstance(first, str):
-        return {"value": first}
-    raise InvalidParams(
-        f"{name}expected no argument or one JSON object, got {_json_type(first)} {first!r:.80}"
-    )
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
-
-
 def create_server(features: Iterable[str | type[Feature]] | None = None) -> CodeLlamaServer:
     """Build the server with ``features`` (default :data:`FEATURES`) registered."""
     server = CodeLlamaServer()
@@ -167,7 +129,7 @@ def _instantiate(server: CodeLlamaServer, spec: str | type[Feature]) -> Feature 
             module_name, _, class_name = spec.partition(":")
             spec = getattr(importlib.import_module(module_name), class_name)
         assert isinstance(spec, type) and issubclass(spec, Feature), f"{spec!r} is not a Feature"
-        return spec(server)
+        return spec(server, **server.services.for_feature(spec))
     except Exception:
         logger.exception("feature %s failed to load; the server runs without it", spec)
         return None

@@ -3,8 +3,9 @@
 Training runs in a child process (:class:`training.job.TrainingJob`) so the server keeps
 answering completions and survives a trainer crash.  Its JSON progress lines become a
 cancellable ``$/progress``; when the run's evaluation gate passes (the new adapter is not worse
-than the one served) the adapter is hot-swapped through the model feature's
-``codellama.useAdapter`` path and a ``window/showMessage`` reports the before/after metrics.
+than the one served) the adapter is hot-swapped through the model service (the path
+``codellama.useAdapter`` takes) and a ``window/showMessage`` reports the before/after metrics.
+The dataset service gives both the fine-tune and ``codellama.evaluate`` a current dataset.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server.feature import Feature, command
-from lsp_server.setup import command_argument
+from lsp_server.feature import Feature, InvalidParams, command, command_argument
+
+if TYPE_CHECKING:
+    from lsp_server.dataset_service import DatasetService
+    from lsp_server.model_service import ModelService
+    from lsp_server.server import CodeLlamaServer
 
 __all__ = ["FinetuneFeature"]
 
@@ -67,8 +71,12 @@ class FinetuneFeature(Feature):
 
     name = "finetune"
 
-    def __init__(self, server: Any) -> None:
+    def __init__(
+        self, server: CodeLlamaServer, dataset: DatasetService, model: ModelService
+    ) -> None:
         super().__init__(server)
+        self.dataset = dataset
+        self.model = model
         self._run: _Run | None = None
         self._last: dict[str, Any] | None = None
 
@@ -77,36 +85,18 @@ class FinetuneFeature(Feature):
     def _workspace(self) -> Path:
         root = self.server.workspace_root
         if root is None:
-            raise JsonRpcInvalidParams("codellama: open a workspace folder first")
+            raise InvalidParams("codellama: open a workspace folder first")
         return Path(root)
-
-    def _state_dir(self, root: Path) -> Path:
-        from lsp_server.features.dataset import state_dir
-
-        return state_dir(self.server.settings, root)
 
     def _base_model(self) -> str:
         model = self.server.settings.model
         if model:
             return str(model)
-        info = self.server.host.status()
+        info = self.model.host.status()
         return str(info.get("modelId") or info.get("model") or "auto")
 
     def _served_adapter(self) -> str | None:
-        adapter = getattr(self.server.host, "adapter", None)
-        return str(adapter) if adapter else None
-
-    async def _ensure_dataset(self, root: Path) -> Path:
-        """The state dir holding a current dataset (the dataset feature syncs or waits)."""
-        from lsp_server.features.dataset import DatasetFeature
-
-        feature = self.server.features.get("dataset")
-        if isinstance(feature, DatasetFeature):
-            return await feature.ensure(root)
-        from dataset import api  # the dataset feature failed to load: sync directly
-
-        await asyncio.to_thread(api.sync, root, out=self.server.settings.state_dir or None)
-        return self._state_dir(root)
+        return self.model.served_adapter
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -121,18 +111,18 @@ class FinetuneFeature(Feature):
             return {"started": False, "error": message}
         options = dict(command_argument(args))
         root = self._workspace()
-        run_dir = self._state_dir(root) / "runs" / time.strftime("ft-%Y%m%d-%H%M%S")
+        run_dir = self.dataset.state_dir(root) / "runs" / time.strftime("ft-%Y%m%d-%H%M%S")
         try:
             cmd = train_command(
                 workspace=root,
-                dataset=self._state_dir(root),
+                dataset=self.dataset.state_dir(root),
                 base_model=self._base_model(),
                 output=run_dir,
                 options=options,
                 served_adapter=self._served_adapter(),
             )
         except JobOptionError as exc:
-            raise JsonRpcInvalidParams(f"codellama.finetune: {exc}") from exc
+            raise InvalidParams(f"codellama.finetune: {exc}") from exc
         job = TrainingJob(cmd, run_dir, cwd=root, env=CHILD_ENV)
         self._run = _Run(run_dir=run_dir, job=job)
         self._run.task = self.server.spawn(self._train(self._run, root), name="finetune")
@@ -156,9 +146,9 @@ class FinetuneFeature(Feature):
         try:  # {"maxHoles": 60, "maxMinutes": 5, ...}: checked before any work starts
             flags = option_flags({"maxHoles": 60, **options}, EVAL_OPTIONS)
         except JobOptionError as exc:
-            raise JsonRpcInvalidParams(f"codellama.evaluate: {exc}") from exc
+            raise InvalidParams(f"codellama.evaluate: {exc}") from exc
         root = self._workspace()
-        state = await self._ensure_dataset(root)
+        state = await self.dataset.ensure(root)
         cmd = [sys.executable, "-m", "training.evaluate", "--dataset", str(state)]
         cmd += ["--base-model", self._base_model(), "--json", *flags]
         if adapter and adapter != "none":
@@ -184,7 +174,7 @@ class FinetuneFeature(Feature):
         done: dict[str, Any] = {"status": "failed", "error": "did not start"}
         try:
             progress.report("preparing the dataset", 0, 100)
-            await self._ensure_dataset(root)
+            await self.dataset.ensure(root)
 
             def on_event(event: dict[str, Any]) -> None:
                 self._on_event(run, progress, event)
@@ -254,13 +244,9 @@ class FinetuneFeature(Feature):
             progress.report(f"training on {event.get('rows')} packed rows", 0, event.get("total"))
 
     async def _swap(self, adapter: str) -> None:
-        model_feature = self.server.features.get("model")
-        if model_feature is not None and hasattr(model_feature, "use_adapter"):
-            result = await model_feature.use_adapter({"path": adapter})
-            if not result.get("ok", True):
-                raise RuntimeError(f"the adapter could not be loaded: {result}")
-            return
-        await asyncio.wrap_future(self.server.host.run(lambda engine: engine.set_adapter(adapter)))
+        result = await self.model.use_adapter(str(Path(adapter).expanduser().resolve()))
+        if not result.get("ok", True):
+            raise RuntimeError(f"the adapter could not be loaded: {result}")
 
     def _final_message(self, done: dict[str, Any]) -> str:
         status = done.get("status")

@@ -25,7 +25,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
-from lsp_server.feature import Feature, command, lsp
+from lsp_server.feature import Feature, command, command_argument, lsp
 from lsp_server.refactor.access import size_refusal, workspace_refusal
 from lsp_server.refactor.actions import action_by_kind
 from lsp_server.refactor.listing import (
@@ -41,6 +41,7 @@ from lsp_server.refactor.service import RefactorOutcome, RefactorRequest, run_re
 from lsp_server.settings import Settings
 
 if TYPE_CHECKING:
+    from lsp_server.model_host import ModelHost
     from lsp_server.server import CodeLlamaServer, Progress
 
 logger = logging.getLogger(__name__)
@@ -86,8 +87,9 @@ class RefactorFeature(Feature):
 
     name = "refactor"
 
-    def __init__(self, server: CodeLlamaServer) -> None:
+    def __init__(self, server: CodeLlamaServer, host: ModelHost) -> None:
         super().__init__(server)
+        self.host = host
         self._current: threading.Event | None = None
         self._own_model: tuple[str, Any] | None = None
         self.last_latency_s: float | None = None
@@ -142,7 +144,6 @@ class RefactorFeature(Feature):
     @command(COMMAND)
     async def refactor_command(self, *args: Any) -> dict[str, Any]:
         """``codellama.refactor {uri, range, kind, instruction}``: refactor and apply the edit."""
-        from lsp_server.setup import command_argument
 
         try:
             job = self._job(command_argument(args))
@@ -255,7 +256,7 @@ class RefactorFeature(Feature):
         progress = await self.server.work_progress(
             f"CodeLlama: {action.title.rstrip('…')}", cancellable=True
         ).begin()
-        future = self.server.host.run(
+        future = self.host.run(
             lambda engine: self._run(engine, job, _Cancel(cancel, progress.cancelled), progress),
             cancel=cancel,
             name=f"refactor {job.kind}",
@@ -352,7 +353,7 @@ class RefactorFeature(Feature):
 
     def _release_model(self) -> None:
         """Free the own refactor model on the model worker (the only thread that uses it)."""
-        self.server.worker.submit(self._free_model, name="free refactor model")
+        self.host.worker.submit(self._free_model, name="free refactor model")
 
     def _free_model(self) -> None:
         if self._own_model is None:

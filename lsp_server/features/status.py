@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsp_server import __version__
 from lsp_server.feature import Feature, command
 from lsp_server.settings import as_json
+
+if TYPE_CHECKING:
+    from lsp_server.completion_service import CompletionService
+    from lsp_server.model_host import ModelHost
+    from lsp_server.server import CodeLlamaServer
 
 __all__ = ["StatusFeature"]
 
@@ -17,6 +22,13 @@ class StatusFeature(Feature):
     """Reports the server's state as one JSON object (clients print or render it)."""
 
     name = "status"
+
+    def __init__(
+        self, server: CodeLlamaServer, host: ModelHost, completions: CompletionService
+    ) -> None:
+        super().__init__(server)
+        self.host = host
+        self.completions = completions
 
     @command("codellama.status")
     def status_command(self, *args: Any) -> dict[str, Any]:
@@ -38,8 +50,8 @@ class StatusFeature(Feature):
                 "torchLoaded": "torch" in sys.modules,
                 "torchAtInitialize": server.torch_at_initialize,
             },
-            "model": server.host.status(),
-            "completions": server.completions.stats.summary(),
+            "model": self.host.status(),
+            "completions": self.completions.stats.summary(),
             "settings": as_json(server.settings),
             "features": features,
         }

@@ -1,4 +1,4 @@
-"""``DatasetFeature.ensure`` (what the fine-tune waits on): one sync at a time, the watcher's
+"""``DatasetService.ensure`` (what the fine-tune waits on): one sync at a time, the watcher's
 initial sync awaited rather than duplicated, and a watcher that does not catch up reported."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from lsp_server.features import dataset as dataset_feature
-from lsp_server.features.dataset import DatasetFeature
+from lsp_server import dataset_service
+from lsp_server.dataset_service import DatasetService
 from lsp_server.settings import Settings
 
 
@@ -50,17 +50,17 @@ def syncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
 
 
 async def test_a_watcher_that_does_not_catch_up_is_an_error(tmp_path: Path) -> None:
-    feature = DatasetFeature(_Server())
+    feature = DatasetService(_Server(), completions=None)  # type: ignore[arg-type]
     feature._watcher = _Watcher(idle=False)
     with pytest.raises(RuntimeError, match="still catching up"):
         await feature.ensure(tmp_path)
-    assert feature._watcher.waits == [dataset_feature.IDLE_TIMEOUT_S]
+    assert feature._watcher.waits == [dataset_service.IDLE_TIMEOUT_S]
 
 
 async def test_the_initial_sync_is_awaited_not_repeated(
     tmp_path: Path, syncs: list[tuple[float, float]]
 ) -> None:
-    feature = DatasetFeature(_Server())
+    feature = DatasetService(_Server(), completions=None)  # type: ignore[arg-type]
     watcher = _Watcher(idle=True)
 
     async def start() -> None:  # the watcher's start-up sync, still running
@@ -70,13 +70,13 @@ async def test_the_initial_sync_is_awaited_not_repeated(
     feature._starting = asyncio.ensure_future(start())
     assert await feature.ensure(tmp_path) == tmp_path / ".codellama"
     assert syncs == []  # no second sync beside the watcher's
-    assert watcher.waits == [dataset_feature.IDLE_TIMEOUT_S]
+    assert watcher.waits == [dataset_service.IDLE_TIMEOUT_S]
 
 
 async def test_concurrent_callers_sync_one_at_a_time(
     tmp_path: Path, syncs: list[tuple[float, float]]
 ) -> None:
-    feature = DatasetFeature(_Server())
+    feature = DatasetService(_Server(), completions=None)  # type: ignore[arg-type]
     results: list[Any] = await asyncio.gather(feature.ensure(tmp_path), feature.ensure(tmp_path))
     assert results == [tmp_path / ".codellama"] * 2
     (_, first_end), (second_start, _) = sorted(syncs)

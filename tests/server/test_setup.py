@@ -102,3 +102,32 @@ def test_command_argument_rejects_non_objects() -> None:
     with pytest.raises(ValueError, match="one JSON object"):
         command_argument([3])
     assert command_argument([None]) == {}
+
+
+class NeedsServices(Feature):
+    name = "needs"
+
+    def __init__(self, server: Any, model: Any, dataset: Any, host: Any) -> None:
+        super().__init__(server)
+        self.got = (model, dataset, host)
+
+
+class NeedsNothingKnown(Feature):
+    name = "unknown-service"
+
+    def __init__(self, server: Any, telescope: Any) -> None:
+        super().__init__(server)
+
+
+def test_features_receive_the_services_they_name_and_unknown_ones_are_refused() -> None:
+    server = create_server([NeedsServices, NeedsNothingKnown, *FEATURES])
+    services = server.services
+    feature = server.features["needs"]
+    assert feature.got == (services.model, services.dataset, services.host)  # type: ignore[attr-defined]
+    assert "unknown-service" not in server.features
+    # the built-in features share the one set of services
+    assert server.features["finetune"].model is services.model  # type: ignore[attr-defined]
+    assert server.features["finetune"].dataset is services.dataset  # type: ignore[attr-defined]
+    assert server.features["dataset"].dataset is services.dataset  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="telescope"):
+        services.for_feature(NeedsNothingKnown)
