@@ -12,21 +12,18 @@ each committed watcher batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dataset.builder import STATE_DIR, BuildStats, reconcile, resolve_paths
+from dataset.builder import STATE_DIR, BuildStats, ProgressFn, reconcile, resolve_paths
 from dataset.config import DatasetConfig
 from dataset.store import CATALOGUE, DATASET, Catalogue, read_jsonl
 from dataset.watcher import ChangeEvent, OnChange, Watcher
 
 __all__ = [
-    "BuildStats", "ChangeEvent", "DatasetConfig", "Progress", "Watcher", "build",
+    "BuildStats", "ChangeEvent", "DatasetConfig", "ProgressFn", "Watcher", "build",
     "dataset_path", "load_records", "state_dir", "stats", "sync", "watch",
 ]  # fmt: skip
-
-Progress = Callable[[int, "int | None", str], None]
 
 
 def state_dir(workspace: str | Path, out: str | Path | None = None) -> Path:
@@ -47,7 +44,7 @@ def build(
     out: str | Path | None = None,
     history: bool = False,
     config: DatasetConfig | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     repo: str | None = None,
 ) -> BuildStats:
     """Build the dataset from scratch; with ``repo``, clone that URL into the state dir first."""
@@ -68,7 +65,7 @@ def sync(
     *,
     out: str | Path | None = None,
     config: DatasetConfig | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> BuildStats:
     """Reconcile incrementally: re-read only files whose mtime or size changed."""
     root, state = resolve_paths(workspace, out)

@@ -20,12 +20,13 @@ from typing import Any
 from dataset.config import DatasetConfig
 from dataset.known_secrets import SECRETS_VERSION, propagate
 from dataset.process import KEPT, Outcome, complete_touch, process_file, process_many
-from dataset.scope import Scope, display_path
+from dataset.scope import Listing, Scope, display_path
 from dataset.store import DATASET, Catalogue, ensure_state_dir, export
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, "int | None", str], None]
+ProgressFn = Callable[[int, "int | None", str], None]
+"""``progress(done, total, message)``, called during long work (``total`` None: not known yet)."""
 STATE_DIR = ".codellama"
 
 
@@ -78,7 +79,7 @@ def _workers(config: DatasetConfig, files: int) -> int:
 
 
 def _process_parallel(
-    root: Path, paths: list[str], config: DatasetConfig, workers: int, progress: Progress | None
+    root: Path, paths: list[str], config: DatasetConfig, workers: int, progress: ProgressFn | None
 ) -> list[Outcome]:
     """Decide files in worker processes (spawned: safe inside a threaded server)."""
     import multiprocessing
@@ -114,7 +115,7 @@ def reconcile(
     *,
     full: bool,
     history: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     scope: Scope | None = None,
     catalogue: Catalogue | None = None,
     do_export: bool = True,
@@ -135,89 +136,159 @@ def reconcile(
             full = True
         previous = {} if full else cat.outcomes()
         total = len(listing.files)
-        workers = _workers(config, total) if full else 1
-        outcomes: list[Outcome] = []
-        if workers > 1:
-            try:
-                outcomes = _process_parallel(root, listing.files, config, workers, progress)
-            except (OSError, RuntimeError) as exc:  # no processes allowed, broken pool, ...
-                log.warning("parallel build failed (%s); building in-process", exc)
-                workers = 1
-        if workers <= 1:
-            step = max(1, total // 100)
-            for i, path in enumerate(listing.files):
-                outcome = process_file(root, path, config, previous.get(display_path(path)))
-                outcomes.append(outcome)
-                if progress and (i % step == 0 or i + 1 == total):
-                    progress(i + 1, total, outcome.path)
-        outcomes = [
-            complete_touch(o, cat.get(o.path))
-            if o.status == KEPT and o.record is None and previous.get(o.path) is not o
-            else o
-            for o in outcomes
-        ]
-        files_read = bytes_read = 0
-        for outcome in outcomes:
-            if previous.get(outcome.path) is not outcome and outcome.sha256 is not None:
-                files_read += 1
-                bytes_read += outcome.size
-            if outcome.detail and outcome.status != KEPT:
-                log.info("skipped %s: %s (%s)", outcome.path, outcome.status, outcome.detail)
-        commits: list[tuple[str, int, str]] | None = None
-        history_counts: Counter[str] = Counter()
-        history_secrets: set[str] = set()
+        outcomes = _decide_files(root, listing.files, config, cat, previous, full, progress)
+        files_read, bytes_read = _count_reads(outcomes, previous)
+        past = _History()
         if history:
             if progress:
                 progress(total, total, "reading git history")
-            if scope.mode == "git":
-                from dataset.history import commit_records
-
-                commits = commit_records(root, scope, config, history_counts, history_secrets)
-            else:
-                history_counts["history_not_a_repository"] += 1
-                commits = []
-        listed = {o.path for o in outcomes}
-        stale = [p for p in (previous or cat.outcomes()) if p not in listed]
-        changed = [o for o in outcomes if previous.get(o.path) is not o]
-        with cat.transaction() as db:
-            if full:
-                db.execute("DELETE FROM files")
-            else:
-                cat.delete(db, stale)
-            # Secrets found anywhere are redacted everywhere (new and stored records).
-            changed, commits, _ = propagate(db, changed, commits, history_secrets)
-            cat.upsert(db, changed)
-            skipped = [(display_path(p), r, d) for p, r, d in listing.skipped]
-            skipped += [(k, k, "") for k in history_counts]
-            cat.replace_skipped(db, skipped)
-            if commits is not None:
-                cat.replace_commits(db, commits)
-            cat.set_meta(
-                db,
-                {
-                    "config": fingerprint,
-                    "mode": scope.mode,
-                    "notes": scope.notes,
-                    "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                },
-            )
-        dataset = state / DATASET
+            past = _read_history(root, scope, config)
+        _commit(cat, scope, listing, fingerprint, full, previous, outcomes, past)
         export_s = 0.0
         if do_export:
             if progress:
                 progress(total, total, "exporting dataset.jsonl")
-            _, export_s = export(cat, dataset)
+            _, export_s = export(cat, state / DATASET)
         totals = cat.stats()
     finally:
         if own:
             cat.close()
-    for key, n in history_counts.items():
+    for key, n in past.counts.items():
         totals["skipped"][key] = n
+    return _build_stats(
+        root, state, scope, totals,
+        files_listed=total, files_read=files_read, bytes_read=bytes_read,
+        duration_s=time.perf_counter() - start, export_s=export_s,
+    )  # fmt: skip
+
+
+def _decide_files(
+    root: Path,
+    files: list[str],
+    config: DatasetConfig,
+    cat: Catalogue,
+    previous: dict[str, Outcome],
+    full: bool,
+    progress: ProgressFn | None,
+) -> list[Outcome]:
+    """An outcome per listed file: in worker processes for a big full build, else in-process."""
+    total = len(files)
+    workers = _workers(config, total) if full else 1
+    outcomes: list[Outcome] = []
+    if workers > 1:
+        try:
+            outcomes = _process_parallel(root, files, config, workers, progress)
+        except (OSError, RuntimeError) as exc:  # no processes allowed, broken pool, ...
+            log.warning("parallel build failed (%s); building in-process", exc)
+            workers = 1
+    if workers <= 1:
+        step = max(1, total // 100)
+        for i, path in enumerate(files):
+            outcome = process_file(root, path, config, previous.get(display_path(path)))
+            outcomes.append(outcome)
+            if progress and (i % step == 0 or i + 1 == total):
+                progress(i + 1, total, outcome.path)
+    return [
+        complete_touch(o, cat.get(o.path))
+        if o.status == KEPT and o.record is None and previous.get(o.path) is not o
+        else o
+        for o in outcomes
+    ]
+
+
+def _count_reads(outcomes: list[Outcome], previous: dict[str, Outcome]) -> tuple[int, int]:
+    """``(files, bytes)`` read anew by this pass; logs why files were skipped."""
+    files_read = bytes_read = 0
+    for outcome in outcomes:
+        if previous.get(outcome.path) is not outcome and outcome.sha256 is not None:
+            files_read += 1
+            bytes_read += outcome.size
+        if outcome.detail and outcome.status != KEPT:
+            log.info("skipped %s: %s (%s)", outcome.path, outcome.status, outcome.detail)
+    return files_read, bytes_read
+
+
+@dataclass
+class _History:
+    """The commit records of one pass (``None``: history not asked for) and what reading found."""
+
+    commits: list[tuple[str, int, str]] | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    """Skipped history sections and commits by reason (reported in ``stats.skipped``)."""
+    secrets: set[str] = field(default_factory=set)
+    """Secret values found in the history (they join the known secrets)."""
+
+
+def _read_history(root: Path, scope: Scope, config: DatasetConfig) -> _History:
+    """Commit records of the repository, or none (counted) when the workspace is not one."""
+    past = _History()
+    if scope.mode == "git":
+        from dataset.history import commit_records
+
+        past.commits = commit_records(root, scope, config, past.counts, past.secrets)
+    else:
+        past.counts["history_not_a_repository"] += 1
+        past.commits = []
+    return past
+
+
+def _commit(
+    cat: Catalogue,
+    scope: Scope,
+    listing: Listing,
+    fingerprint: str,
+    full: bool,
+    previous: dict[str, Outcome],
+    outcomes: list[Outcome],
+    past: _History,
+) -> None:
+    """Write the pass in one transaction: changed records, stale ones gone, secrets propagated."""
+    listed = {o.path for o in outcomes}
+    stale = [p for p in (previous or cat.outcomes()) if p not in listed]
+    changed = [o for o in outcomes if previous.get(o.path) is not o]
+    commits = past.commits
+    with cat.transaction() as db:
+        if full:
+            db.execute("DELETE FROM files")
+        else:
+            cat.delete(db, stale)
+        # Secrets found anywhere are redacted everywhere (new and stored records).
+        changed, commits, _ = propagate(db, changed, commits, past.secrets)
+        cat.upsert(db, changed)
+        skipped = [(display_path(p), r, d) for p, r, d in listing.skipped]
+        skipped += [(k, k, "") for k in past.counts]
+        cat.replace_skipped(db, skipped)
+        if commits is not None:
+            cat.replace_commits(db, commits)
+        cat.set_meta(
+            db,
+            {
+                "config": fingerprint,
+                "mode": scope.mode,
+                "notes": scope.notes,
+                "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+
+
+def _build_stats(
+    root: Path,
+    state: Path,
+    scope: Scope,
+    totals: dict[str, Any],
+    *,
+    files_listed: int,
+    files_read: int,
+    bytes_read: int,
+    duration_s: float,
+    export_s: float,
+) -> BuildStats:
+    """What the pass did (the arguments) and the dataset totals after it (``totals``)."""
     return BuildStats(
         workspace=str(root),
         dataset_path=str(state / DATASET),
         mode=scope.mode,
-        files_listed=len(listing.files),
+        files_listed=files_listed,
         files_read=files_read,
         bytes_read=bytes_read,
         kept=totals["kept"],
@@ -230,6 +301,6 @@ def reconcile(
         token_estimate=totals["token_estimate"],
         generation=totals["generation"],
         notes=list(scope.notes),
-        duration_s=time.perf_counter() - start,
+        duration_s=duration_s,
         export_s=export_s,
     )

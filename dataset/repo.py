@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dataset.builder import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +21,7 @@ def clone_dir(state: Path, url: str) -> Path:
     return state / "repos" / f"{name or 'repo'}-{digest}"
 
 
-def clone_or_update(
-    url: str, state: Path, progress: Callable[[int, int | None, str], None] | None = None
-) -> Path:
+def clone_or_update(url: str, state: Path, progress: ProgressFn | None = None) -> Path:
     """Clone ``url`` (or fetch and reset an earlier clone) and return the working tree."""
     import git
 

@@ -3,9 +3,10 @@
 Events are filtered on arrival (a dictionary lookup for anything under an ignored or vendored
 tree), collected until the workspace is quiet for ``config.debounce_s``, then applied in one
 catalogue transaction: only the touched paths are stat-ed, only changed ones read, only those
-whose sha256 changed re-filtered. ``dataset.jsonl`` is re-exported in a background thread at most
-every ``config.export_interval_s``. An ignore-file edit re-lists the directory it governs; a
-change of git's index re-evaluates the files whose tracked state changed.
+whose sha256 changed re-filtered (:class:`dataset.changes.ChangeDecider`). ``dataset.jsonl`` is
+re-exported in a background thread at most every ``config.export_interval_s``. An ignore-file
+edit re-lists the directory it governs; a change of git's index re-evaluates the files whose
+tracked state changed.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from watchdog.events import (
 )
 
 from dataset.builder import BuildStats, make_scope, reconcile, resolve_paths
+from dataset.changes import ChangeDecider
 from dataset.config import DatasetConfig
 from dataset.known_secrets import propagate
-from dataset.process import KEPT, Outcome, complete_touch, process_file
-from dataset.scope import display_path
+from dataset.process import KEPT
 from dataset.store import DATASET, Catalogue, export
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class Watcher:
         self._root_str = str(self.root)
         self._lock = threading.Condition()
         self._scope_lock = threading.Lock()
+        self._decider = ChangeDecider(self.root, self.config, self.scope, self._scope_lock)
         self._files: set[str] = set()
         self._dirs: set[str] = set()
         self._rules_changed = False
@@ -302,20 +304,7 @@ class Watcher:
         first: float,
     ) -> None:
         started = time.monotonic()
-        with self._scope_lock:
-            if rules:
-                self.scope.invalidate_rules()
-            if index and self.scope.mode == "git":
-                old = self.scope.tracked
-                self.scope.refresh_tracked()
-                files |= old ^ self.scope.tracked
-        upserts: list[Outcome] = []
-        removed: list[str] = []
-        handled: set[str] = set()
-        for directory in sorted(dirs):
-            self._apply_dir(cat, directory, upserts, removed, handled)
-        for path in sorted(files - handled):
-            self._apply_file(cat, path, upserts, removed)
+        upserts, removed = self._decider.decide(cat, files, dirs, rules=rules, index=index)
         with cat.transaction() as db:
             cat.delete(db, removed)
             # Known secrets: redact them in these records, and a newly found one everywhere.
@@ -341,45 +330,6 @@ class Watcher:
                 self.on_change(event)
             except Exception:
                 log.exception("on_change callback failed")
-
-    def _apply_dir(
-        self, cat: Catalogue, directory: str, upserts: list[Outcome], removed: list[str],
-        handled: set[str],
-    ) -> None:  # fmt: skip
-        prefix = directory + "/" if directory else ""
-        previous = cat.outcomes(prefix)
-        full = self.root / directory if directory else self.root
-        with self._scope_lock:
-            if not full.is_dir() or (directory and self.scope.quick_ignored_dir(directory)):
-                listed: list[str] = []
-            else:
-                listed = self.scope.list_files(directory).files
-        for path in listed:
-            prev = previous.get(display_path(path))
-            outcome = process_file(self.root, path, self.config, prev)
-            if outcome is not prev:
-                if outcome.status == KEPT and outcome.record is None:
-                    outcome = complete_touch(outcome, cat.get(outcome.path))
-                upserts.append(outcome)
-            handled.add(path)
-        seen = {display_path(p) for p in listed}
-        for path in previous:
-            if path not in seen:
-                removed.append(path)
-                handled.add(path)
-
-    def _apply_file(
-        self, cat: Catalogue, path: str, upserts: list[Outcome], removed: list[str]
-    ) -> None:
-        prev = cat.get(display_path(path))
-        with self._scope_lock:
-            wanted = self.scope.in_scope(path)
-        if wanted and os.path.lexists(self.root / path):
-            outcome = process_file(self.root, path, self.config, prev)
-            if outcome is not prev:
-                upserts.append(outcome)
-        elif prev is not None:
-            removed.append(prev.path)
 
     # -- export (background thread) ------------------------------------------------------
     def _export_loop(self) -> None:
