@@ -17,6 +17,8 @@ from typing import Any, Literal, get_args, get_origin
 
 import cattrs
 
+from training.options import Option, camel, option, options
+
 __all__ = [
     "SECTION",
     "SettingError",
@@ -36,76 +38,100 @@ LogLevel = Literal["error", "warning", "info", "debug"]
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Everything a user can configure. Field names are snake_case; JSON keys are camelCase."""
+    """Everything a user can configure. Field names are snake_case; JSON keys are camelCase.
 
-    model: str = ""
-    """Model to serve: hub id, local Hugging Face directory, ``bundled:qwen2.5-coder-0.5b`` or
-    ``bundled:smollm2-135m``. Empty: CodeLlama-7B when a CUDA GPU is present, else the bundled
-    Qwen2.5-Coder-0.5B."""
+    The one definition of the settings: the clients' setting lists (VS Code ``package.json`` and
+    ``constants.ts``, the Neovim config and help) and the README table follow it, checked by
+    ``tests/test_option_drift.py`` (regenerate the docs with ``scripts/option_docs.py --write``).
+    """
 
-    adapter: str | None = None
-    """Optional PEFT (LoRA) adapter directory served on top of ``model``; null for none."""
+    model: str = option(
+        "",
+        "Model to serve: hub id, local Hugging Face directory, `bundled:qwen2.5-coder-0.5b` or "
+        "`bundled:smollm2-135m`. Empty: CodeLlama-7B when a CUDA GPU is present, else the "
+        "bundled Qwen2.5-Coder-0.5B.",
+    )
+    adapter: str | None = option(
+        None, "Optional PEFT (LoRA) adapter directory served on top of `model`; null for none."
+    )
+    device: Device = option(  # noqa: RUF009 (immutable: a Literal string)
+        "auto",
+        "Where the model runs: `auto` (CUDA when available, else CPU), `cpu`, `cuda`, `mps`.",
+    )
+    dtype: Dtype = option(  # noqa: RUF009 (immutable: a Literal string)
+        "auto",
+        "Weight dtype: `auto` (bf16/fp16 on CUDA; on a CPU bf16 where it is native and keeps the "
+        "model's greedy output, else fp32), `float32`, `float16`, `bfloat16`.",
+    )
+    quantize: Quantize = option(  # noqa: RUF009 (immutable: a Literal string)
+        "auto",
+        "Weight-only quantisation of the linear layers for CPU serving (faster decode): `auto` "
+        "(the measured choice per bundled model, none elsewhere; none for the bundled Qwen, "
+        "where int8 changes 2 of 20 greedy answers), `none`, `int8`, `int4`.",
+    )
+    trust_remote_code: bool = option(
+        False,
+        "Allow model repositories to run their own Python code when loading (off unless you "
+        "trust it).",
+    )
+    max_new_tokens: int = option(
+        64, "Upper bound on generated tokens per completion.", minimum=1, maximum=4096
+    )
+    context_tokens: int = option(
+        1536,
+        "Prompt budget in tokens, prefix-heavy, cut at line boundaries.",
+        minimum=64,
+        maximum=32768,
+    )
+    debounce_ms: int = option(
+        75,
+        "Wait this long (ms) after a keystroke before starting the model; a newer keystroke "
+        "cancels.",
+        minimum=0,
+        maximum=5000,
+    )
+    prompt_lookup: int = option(
+        0,
+        "Prompt-lookup decoding: number of tokens to copy from the context per step; 0 disables.",
+        minimum=0,
+        maximum=64,
+    )
+    prefetch: bool = option(
+        True,
+        "Be ready before asked: prefill the model's cache when a file is opened or the cursor "
+        "enters another function, and compute the next suggestion while one is shown "
+        "(background, low priority, cancelled by any real request).",
+    )
+    log_level: LogLevel = option(  # noqa: RUF009 (immutable: a Literal string)
+        "info", "Minimum level of messages sent to the editor's log (and `logFile`)."
+    )
+    log_file: str | None = option(
+        None, "Also append the server log to this file; null for no file."
+    )
+    refactor_model: str | None = option(
+        None, "Model for refactor code actions; null reuses `model`."
+    )
+    watch_dataset: bool = option(
+        True, "Keep the workspace dataset in sync with file changes while the server runs."
+    )
+    state_dir: str | None = option(
+        None, "Where dataset, adapters and reports live; null for `<workspace>/.codellama`."
+    )
+    repo_context: bool = option(
+        True,
+        "Put snippets of other workspace files (from the dataset) in front of each completion "
+        "prompt.",
+    )
+    repo_context_tokens: int = option(
+        384,
+        "Tokens of `contextTokens` given to those snippets, at most half the budget.",
+        minimum=0,
+        maximum=16384,
+    )
 
-    device: Device = "auto"
-    """Where the model runs: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``mps``."""
 
-    dtype: Dtype = "auto"
-    """Weight dtype: ``auto`` (bf16/fp16 on CUDA; on a CPU bf16 where it is native and keeps the
-    model's greedy output, else fp32), ``float32``, ``float16``, ``bfloat16``."""
-
-    quantize: Quantize = "auto"
-    """Weight-only quantisation of the linear layers for CPU serving (faster decode): ``auto``
-    (the measured choice per bundled model, none elsewhere), ``none``, ``int8``, ``int4``."""
-
-    trust_remote_code: bool = False
-    """Allow model repositories to run their own Python code when loading (off unless you trust it)."""
-
-    max_new_tokens: int = 64
-    """Upper bound on generated tokens per completion (1–4096)."""
-
-    context_tokens: int = 1536
-    """Prompt budget in tokens, prefix-heavy, cut at line boundaries (64–32768)."""
-
-    debounce_ms: int = 75
-    """Wait this long after a keystroke before starting the model; a newer keystroke cancels (0–5000)."""
-
-    prompt_lookup: int = 0
-    """Prompt-lookup decoding: number of tokens to copy from the context per step; 0 disables (0–64)."""
-
-    prefetch: bool = True
-    """Be ready before asked: prefill the model's cache when a file is opened or the cursor
-    enters another function, and compute the next suggestion while one is shown (background, low
-    priority, cancelled by any real request)."""
-
-    log_level: LogLevel = "info"
-    """Minimum level of messages sent to the editor's log (and ``logFile``)."""
-
-    log_file: str | None = None
-    """Also append the server log to this file; null for no file."""
-
-    refactor_model: str | None = None
-    """Model for refactor code actions; null reuses ``model``."""
-
-    watch_dataset: bool = True
-    """Keep the workspace dataset in sync with file changes while the server runs."""
-
-    state_dir: str | None = None
-    """Where dataset, adapters and reports live; null for ``<workspace>/.codellama``."""
-
-    repo_context: bool = True
-    """Put snippets of other workspace files (from the dataset) in front of each completion prompt."""
-
-    repo_context_tokens: int = 384
-    """Tokens of ``contextTokens`` given to those snippets, at most half the budget (0–16384)."""
-
-
-_LIMITS: dict[str, tuple[int, int]] = {
-    "max_new_tokens": (1, 4096),
-    "context_tokens": (64, 32768),
-    "debounce_ms": (0, 5000),
-    "prompt_lookup": (0, 64),
-    "repo_context_tokens": (0, 16384),
-}
+SETTINGS: tuple[Option, ...] = tuple(options(Settings))
+"""The settings' types, defaults, limits and help (:func:`training.options.options`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,11 +148,8 @@ class SettingError:
         return f"{SECTION}.{self.name} = {self.value!r}: {self.reason}"
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
+_camel = camel
+_BY_NAME = {o.name: o for o in SETTINGS}
 _FIELDS = {_camel(f.name): f for f in dataclasses.fields(Settings)}
 _converter = cattrs.Converter(forbid_extra_keys=True)
 # cattrs would happily turn "12" into 12 and 1.5 into 1; settings typed in JSON deserve strictness.
@@ -162,10 +185,10 @@ def _convert(name: str, annotation: Any, value: Any) -> Any:
         result = _converter.structure(value, annotation)
     except Exception as exc:
         raise ValueError(_reason(exc)) from exc
-    if name in _LIMITS:
-        low, high = _LIMITS[name]
-        if not low <= result <= high:
-            raise ValueError(f"must be between {low} and {high}")
+    spec = _BY_NAME[name].spec
+    low, high = spec.minimum, spec.maximum
+    if low is not None and high is not None and not low <= result <= high:
+        raise ValueError(f"must be between {low:g} and {high:g}")
     if isinstance(result, str) and "\x00" in result:
         # A path or model id with a NUL byte makes every OS call on it raise ValueError.
         raise ValueError("must not contain a NUL character")

@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from training.config import GATE_METRICS, EvalConfig
 from training.holes import Hole, make_holes
 from training.metrics import score
-
-GATE_METRICS = ("exact_match", "edit_similarity", "identifier_em", "identifier_f1")
+from training.options import add_arguments, from_namespace
 
 
 def run_holes(
@@ -308,100 +308,86 @@ def validation_records(
     return split_records(records, val_fraction=val_fraction).validation
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``codellama-eval``: base vs adapter on held-out files; ``--json`` prints one object."""
+def build_parser() -> argparse.ArgumentParser:
+    """``codellama-eval`` arguments: one flag per :class:`~training.config.EvalConfig` option."""
     p = argparse.ArgumentParser(
         prog="codellama-eval", description=__doc__.splitlines()[0] if __doc__ else None
     )
-    p.add_argument("--workspace", help="workspace with a committed dataset")
-    p.add_argument("--dataset", help="explicit dataset.jsonl instead of the workspace's")
-    p.add_argument("--base-model", default="auto", help="model spec (auto, bundled:…, hub id, dir)")
-    p.add_argument("--adapter", help="adapter directory to compare with the base model")
-    p.add_argument("--baseline-adapter", help="compare against this adapter instead of the base")
-    p.add_argument("--max-holes", type=int, default=60, help="number of holes")
-    p.add_argument("--max-new-tokens", type=int, default=48, help="generation budget per line hole")
-    p.add_argument("--seed", type=int, default=0, help="hole sampling seed")
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="time budget for scoring (half per side; fewer holes when it runs out)",
-    )
-    p.add_argument(
-        "--val-fraction", type=float, default=0.1, help="validation share (as in training)"
-    )
-    p.add_argument(
-        "--all-files", action="store_true", help="use every file, not only held-out ones"
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument(
-        "--no-repo-context",
-        action="store_true",
-        help="no snippets of other dataset files in the prompts (the server sends them by default)",
-    )
-    p.add_argument(
-        "--repo-name",
-        default="",
-        help="repository name in the context prompts (default: the workspace folder's name)",
-    )
-    p.add_argument("--output", help="directory for eval.json / eval.md")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    args = p.parse_args(argv)
-    source = args.dataset or args.workspace
-    if not source:
-        p.error("give --workspace DIR or --dataset FILE")
-    from training.data import resolve_base_model, sync_workspace_dataset
+    add_arguments(p, EvalConfig)
+    out = p.add_argument_group("output")
+    out.add_argument("--output", help="directory for eval.json / eval.md")
+    out.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
 
-    if not args.dataset and Path(source).is_dir():
-        sync_workspace_dataset(source)
-    try:
-        val = validation_records(source, val_fraction=args.val_fraction, all_files=args.all_files)
-    except FileNotFoundError as exc:
-        print(
-            f"codellama-eval: no dataset for {source}: run `codellama-dataset build` ({exc})",
-            file=sys.stderr,
-        )
-        return 1
-    if not val:
-        print("codellama-eval: no held-out files; try --all-files", file=sys.stderr)
-        return 1
-    from model_runtime.retrieval import repo_name_for
-    from training.data import read_records
 
-    context = None if args.no_repo_context else read_records(source)
+def _progress_bar() -> tuple[Any, Callable[[int, int], None]]:
+    """Holes done (both sides) with an ETA on stderr; off when stderr is not a terminal (the
+    server's child, logs), where the JSON / the report is what is read."""
     from tqdm import tqdm
 
-    # Holes done (both sides) with an ETA on stderr; off when stderr is not a terminal (the
-    # server's child, logs), where the JSON / the report is what is read.
     bar = tqdm(total=None, unit="hole", file=sys.stderr, disable=None, desc="codellama-eval")
 
     def on_hole(done: int, total: int) -> None:
         bar.total = total
         bar.update(done - bar.n)
 
-    report = evaluate_adapter(
-        val,
-        base_model=resolve_base_model(args.base_model),
-        adapter=args.adapter,
-        baseline_adapter=args.baseline_adapter,
-        max_holes=args.max_holes,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        device=args.device,
-        max_minutes=args.max_minutes,
-        context_records=context,
-        repo_name=args.repo_name or repo_name_for(source),
-        on_hole=on_hole,
-    )
-    bar.close()
-    if args.adapter:
+    return bar, on_hole
+
+
+def run(cfg: EvalConfig) -> dict[str, Any]:
+    """Evaluate as ``cfg`` says (the dataset synced first); ``ValueError`` for a user error."""
+    from model_runtime.retrieval import repo_name_for
+    from training.data import read_records, resolve_base_model, sync_workspace_dataset
+
+    source = cfg.dataset or cfg.workspace
+    if not source:
+        raise ValueError("give --workspace DIR or --dataset FILE")
+    if not cfg.dataset and Path(source).is_dir():
+        sync_workspace_dataset(source)
+    try:
+        val = validation_records(source, val_fraction=cfg.val_fraction, all_files=cfg.all_files)
+    except FileNotFoundError as exc:
+        raise ValueError(f"no dataset for {source}: run `codellama-dataset build` ({exc})") from exc
+    if not val:
+        raise ValueError("no held-out files; try --all-files")
+    bar, on_hole = _progress_bar()
+    try:
+        report = evaluate_adapter(
+            val,
+            base_model=resolve_base_model(cfg.base_model),
+            adapter=cfg.adapter,
+            baseline_adapter=cfg.baseline_adapter,
+            max_holes=cfg.max_holes,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=cfg.seed,
+            device=cfg.device,
+            max_minutes=cfg.max_minutes,
+            context_records=read_records(source) if cfg.repo_context else None,
+            repo_name=cfg.repo_name or repo_name_for(source),
+            on_hole=on_hole,
+        )
+    finally:
+        bar.close()
+    if cfg.adapter:
         report["gate"] = gate(report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``codellama-eval``: base vs adapter on held-out files; ``--json`` prints one object."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg: EvalConfig = from_namespace(EvalConfig, args)
+        if not (cfg.dataset or cfg.workspace):
+            parser.error("give --workspace DIR or --dataset FILE")
+        report = run(cfg)
+    except ValueError as exc:
+        print(f"codellama-eval: {exc}", file=sys.stderr)
+        return 1
     if args.output:
         write_report(report, args.output)
-    if args.json:
-        print(json.dumps(report, default=str))
-    else:
-        print(report_markdown(report))
+    print(json.dumps(report, default=str) if args.json else report_markdown(report))
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import signal
 import subprocess
@@ -22,50 +21,29 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from training.config import EvalConfig, TrainConfig
+from training.options import LspOption, lsp_flags, lsp_table
 from training.progress import parse_line
 
 EventFn = Callable[[dict[str, Any]], None]
 
-# camelCase option (LSP command argument) → (CLI flag, type)
-TRAIN_OPTIONS: dict[str, tuple[str, type]] = {
-    "maxSteps": ("--max-steps", int),
-    "maxMinutes": ("--max-minutes", float),
-    "epochs": ("--epochs", float),
-    "contextLen": ("--context-len", int),
-    "batchSize": ("--batch-size", int),
-    "gradAccum": ("--grad-accum", int),
-    "lr": ("--lr", float),
-    "loraR": ("--lora-r", int),
-    "loraAlpha": ("--lora-alpha", int),
-    "fimRate": ("--fim-rate", float),
-    "valFraction": ("--val-fraction", float),
-    "seed": ("--seed", int),
-    "maxHoles": ("--max-holes", int),
-    "evalMaxNewTokens": ("--eval-max-new-tokens", int),
-    "evalMaxMinutes": ("--eval-max-minutes", float),
-    "lossChunkTokens": ("--loss-chunk-tokens", int),
-    "gateMetric": ("--gate-metric", str),
-    "gateTolerance": ("--gate-tolerance", float),
-    "checkpointEvery": ("--checkpoint-every", int),
-    "device": ("--device", str),
-    "dtype": ("--dtype", str),
-}
+TRAIN_OPTIONS: dict[str, LspOption] = lsp_table(TrainConfig)
+"""camelCase option of ``codellama.finetune`` → its ``codellama-train`` flag (derived)."""
 
-# camelCase option of ``codellama.evaluate`` → ``codellama-eval`` flag
-EVAL_OPTIONS: dict[str, tuple[str, type]] = {
-    "maxHoles": ("--max-holes", int),
-    "maxMinutes": ("--max-minutes", float),
-    "maxNewTokens": ("--max-new-tokens", int),
-    "seed": ("--seed", int),
-}
+EVAL_OPTIONS: dict[str, LspOption] = lsp_table(EvalConfig)
+"""camelCase option of ``codellama.evaluate`` → its ``codellama-eval`` flag (derived)."""
 
 
 class JobOptionError(ValueError):
     """An option the user passed cannot be used; the message names it."""
 
 
-def option_flags(options: Mapping[str, Any], table: Mapping[str, tuple[str, type]]) -> list[str]:
-    """CLI flags for camelCase ``options`` (unknown keys and bad values raise JobOptionError)."""
+def option_flags(options: Mapping[str, Any], table: Mapping[str, LspOption]) -> list[str]:
+    """CLI flags for camelCase ``options`` (unknown keys and bad values raise JobOptionError).
+
+    Values are checked against the option's type, limits and choices here, before any child
+    process starts; ``None`` leaves an option at its default.
+    """
     flags: list[str] = []
     for key, value in options.items():
         if key not in table:
@@ -73,28 +51,11 @@ def option_flags(options: Mapping[str, Any], table: Mapping[str, tuple[str, type
             raise JobOptionError(f"unknown option {key!r}; known options: {known}")
         if value is None:
             continue
-        flag, typ = table[key]
-        flags += [flag, str(_convert(key, value, typ))]
+        try:
+            flags += lsp_flags(key, value, table[key].option)
+        except ValueError as exc:
+            raise JobOptionError(str(exc)) from None
     return flags
-
-
-def _convert(key: str, value: Any, typ: type) -> Any:
-    """``value`` as ``typ``: finite numbers only, whole numbers for ints, no booleans."""
-    what = "a whole number" if typ is int else "a number" if typ is float else f"a {typ.__name__}"
-    bad = JobOptionError(f"option {key!r} must be {what}, got {value!r}")
-    if typ in (int, float) and isinstance(value, bool | str):  # "1e3" is not a number
-        raise bad
-    if typ not in (int, float):
-        if not isinstance(value, (str, int, float)):
-            raise bad
-        return typ(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise bad from None
-    if not math.isfinite(number) or (typ is int and not number.is_integer()):
-        raise bad
-    return int(number) if typ is int else number
 
 
 def train_command(
@@ -109,8 +70,6 @@ def train_command(
     python: str | None = None,
 ) -> list[str]:
     """The ``python -m training.train`` command line for a server-started fine-tune."""
-    opts = dict(options or {})
-    evaluate = opts.pop("evaluate", True)
     cmd = [python or sys.executable, "-m", "training.train"]
     cmd += ["--dataset", str(dataset)] if dataset else ["--workspace", str(workspace)]
     cmd += ["--base-model", base_model, "--output", str(output), "--progress", "json"]
@@ -119,9 +78,7 @@ def train_command(
         cmd += ["--served-adapter", served_adapter]
     if resume:
         cmd.append("--resume")
-    if not evaluate:
-        cmd.append("--no-eval")
-    return cmd + option_flags(opts, TRAIN_OPTIONS)
+    return cmd + option_flags(options or {}, TRAIN_OPTIONS)
 
 
 def _lower_priority() -> None:  # runs in the child before exec

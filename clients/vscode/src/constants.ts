@@ -37,7 +37,10 @@ export const ClientCommand = {
     showLog: 'codellama.vscode.showLog',
 } as const;
 
-/** Settings the server reads (camelCase keys of the `codellama` section). */
+/**
+ * Settings the server reads (camelCase keys of the `codellama` section), in the order of
+ * `Settings` in lsp_server/settings.py; tests/test_option_drift.py fails when they differ.
+ */
 export const SERVER_SETTINGS = [
     'model',
     'adapter',
@@ -48,15 +51,15 @@ export const SERVER_SETTINGS = [
     'maxNewTokens',
     'contextTokens',
     'debounceMs',
-    'logLevel',
-    'logFile',
     'promptLookup',
     'prefetch',
-    'repoContext',
-    'repoContextTokens',
+    'logLevel',
+    'logFile',
     'refactorModel',
     'watchDataset',
     'stateDir',
+    'repoContext',
+    'repoContextTokens',
 ] as const;
 export type ServerSettingName = (typeof SERVER_SETTINGS)[number];
 
