@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from training.checkpoints import CANCEL_FILE
 from training.config import EvalConfig, TrainConfig
 from training.options import LspOption, lsp_flags, lsp_table
 from training.progress import parse_line
@@ -180,7 +181,7 @@ class TrainingJob:
     def _touch_cancel_file(self) -> None:
         with contextlib.suppress(OSError):
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            cancel_file = self.run_dir / "CANCEL"
+            cancel_file = self.run_dir / CANCEL_FILE
             if not cancel_file.exists():
                 cancel_file.touch()
 

@@ -143,8 +143,8 @@ class FinetuneFeature(Feature):
 
         options = dict(command_argument(args))
         adapter = options.pop("adapter", self._served_adapter())
-        try:  # {"maxHoles": 60, "maxMinutes": 5, ...}: checked before any work starts
-            flags = option_flags({"maxHoles": 60, **options}, EVAL_OPTIONS)
+        try:  # {"maxHoles": 30, "maxMinutes": 5, ...}: checked before any work starts
+            flags = option_flags(options, EVAL_OPTIONS)
         except JobOptionError as exc:
             raise InvalidParams(f"codellama.evaluate: {exc}") from exc
         root = self._workspace()
