@@ -32,6 +32,8 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
+from lsp_server.text import units
+
 __all__ = ["CompletionClient", "main", "server_command"]
 
 _LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".rs": "rust", ".go": "go"}
@@ -225,7 +227,7 @@ async def _drain(stream: asyncio.StreamReader) -> None:
 
 def _end_position(text: str) -> tuple[int, int]:
     lines = text.split("\n")
-    return len(lines) - 1, len(lines[-1].encode("utf-16-le")) // 2
+    return len(lines) - 1, units(lines[-1], "utf-16")  # this client offers no other encoding
 
 
 async def _demo(args: argparse.Namespace) -> int:

@@ -55,12 +55,21 @@ def encoding_name(kind: object) -> str:
 
 
 def units(text: str, encoding: str = "utf-16") -> int:
-    """Length of ``text`` in ``encoding`` code units."""
+    """Length of ``text`` in ``encoding`` code units (``utf-8``, ``utf-16``, ``utf-32``; anything
+    else counts as UTF-16, the protocol's default).
+
+    The one place the server counts position units (completions, refactor edits, the test
+    client). A lone surrogate (half of a broken pair) is counted, never an error.
+    """
     if encoding == "utf-32" or text.isascii():
         return len(text)
-    if encoding == "utf-8":
-        return len(text.encode("utf-8", "surrogatepass"))
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+    codec, width = _codec(encoding)
+    return len(text.encode(codec, "surrogatepass")) // width
+
+
+def _codec(encoding: str) -> tuple[str, int]:
+    """The Python codec for a position encoding other than ``utf-32``, and its bytes per unit."""
+    return ("utf-8", 1) if encoding == "utf-8" else ("utf-16-le", 2)
 
 
 def _index(line: str, count: int, encoding: str, *, clamp: bool) -> int | None:
@@ -75,7 +84,7 @@ def _index(line: str, count: int, encoding: str, *, clamp: bool) -> int | None:
             return count
         return len(line) if clamp else None
     head = line[:count]
-    codec, width = ("utf-8", 1) if encoding == "utf-8" else ("utf-16-le", 2)
+    codec, width = _codec(encoding)
     data = head.encode(codec, "surrogatepass")
     if len(data) < count * width:  # the whole line is shorter than ``count`` units
         return len(line) if clamp else None

@@ -7,7 +7,8 @@ import difflib
 
 from lsprotocol import types
 
-from lsp_server.refactor.text import split_lines, units
+from lsp_server.refactor.text import split_lines
+from lsp_server.text import units
 
 
 def line_edits(old: str, new: str, encoding: str = "utf-16") -> list[types.TextEdit]:

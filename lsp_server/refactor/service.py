@@ -29,8 +29,9 @@ ATTEMPTS = 2
 _DOC_ONLY = {"docstring", "typeHints"}
 """Actions that must leave the code itself unchanged (checked on the syntax tree)."""
 Generate = Callable[[ModelPrompt], Answer]
-Progress = Callable[[str, int], None]
-"""``progress(message, percentage)``."""
+ReportFn = Callable[[str, int], None]
+"""``progress(message, percentage)``: the refactor feature passes one over the server's
+``Progress.report`` (the class ``lsp_server.server.Progress``, hence this other name)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def run_refactor(
     request: RefactorRequest,
     generate: Generate,
     *,
-    progress: Progress | None = None,
+    progress: ReportFn | None = None,
     tree: ast.Module | None = None,
     strategy: Strategy | None = None,
 ) -> RefactorOutcome:
@@ -105,7 +106,7 @@ def _attempt(
     generate: Generate,
     feedback: str | None,
     attempt: int,
-    progress: Progress | None,
+    progress: ReportFn | None,
 ) -> tuple[str | None, str]:
     """One pass over the plan's steps: the new source, or None and the rejection reason."""
     replacements: list[Replacement] = []

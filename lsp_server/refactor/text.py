@@ -1,4 +1,7 @@
-"""Line handling shared by the refactor core: LSP line breaks, indentation, UTF-16 columns."""
+"""Line handling shared by the refactor core: LSP line breaks and indentation.
+
+Columns in the negotiated position encoding come from ``lsp_server.text.units``.
+"""
 
 from __future__ import annotations
 
@@ -36,21 +39,6 @@ def line_ending(text: str) -> str:
 def strip_ending(line: str) -> str:
     """``line`` without its line break."""
     return line.rstrip("\r\n")
-
-
-def utf16_len(text: str) -> int:
-    """Length of ``text`` in UTF-16 code units (the LSP default position encoding)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def units(text: str, encoding: str = "utf-16") -> int:
-    """Length of ``text`` in code units of an LSP position encoding (``utf-8``, ``utf-16``,
-    ``utf-32``; anything else counts as UTF-16, the protocol's default)."""
-    if encoding == "utf-8":
-        return len(text.encode("utf-8"))
-    if encoding == "utf-32":
-        return len(text)
-    return utf16_len(text)
 
 
 def leading_ws(line: str) -> str:

@@ -38,6 +38,25 @@ def test_end_of_document_position_uses_utf16() -> None:
     assert apply_text_edits(old, edits) == "x\ny"
 
 
+@pytest.mark.parametrize(
+    ("last", "encoding", "column"),
+    [
+        ("\U0001f600", "utf-16", 2),
+        ("\U0001f600", "utf-8", 4),
+        ("\U0001f600", "utf-32", 1),
+        ("a\u00e9", "utf-8", 3),
+        ("a\ud800", "utf-16", 2),  # a lone surrogate is counted, not an encoding error
+    ],
+)
+def test_end_of_document_column_follows_the_negotiated_encoding(
+    last: str, encoding: str, column: int
+) -> None:
+    old = "x\n" + last
+    edits = line_edits(old, "x\ny", encoding)
+    assert edits[0].range.end == types.Position(line=1, character=column)
+    assert apply_text_edits(old, edits, encoding) == "x\ny"
+
+
 def test_workspace_edit_carries_version() -> None:
     edit = workspace_edit("file:///a.py", 7, "a\n", "b\n")
     assert edit is not None and edit.document_changes is not None
