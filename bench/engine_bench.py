@@ -80,43 +80,37 @@ def _runtime_sources() -> str:
     return "".join(f.read_text(encoding="utf-8") for f in files)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=5, help="timed runs per figure")
-    parser.add_argument("--new-tokens", type=int, default=16, help="tokens per completion")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    parser.add_argument("--model", default="bundled:smollm2-135m")
-    args = parser.parse_args()
-
+def _load(model: str) -> Any:
+    """Resolve and load ``model`` (stop tokens off), printing the times."""
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from model_runtime.engine import CompletionRequest, Engine
     from model_runtime.loader import load_model
     from model_runtime.spec import resolve_model
 
     started = time.perf_counter()
-    resolve_model(args.model)
+    resolve_model(model)
     resolve_s = time.perf_counter() - started
     started = time.perf_counter()
-    loaded = _forced(load_model(args.model))
+    loaded = _forced(load_model(model))
     load_s = time.perf_counter() - started
-    print(f"model {args.model}: resolve {resolve_s:.2f} s, load {load_s:.2f} s, "
+    print(f"model {model}: resolve {resolve_s:.2f} s, load {load_s:.2f} s, "
           f"template {loaded.template.name}, threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    _no_stop_rules()
-    n = args.new_tokens
-    median = statistics.median
+    return loaded
 
-    # 1. engine vs direct generate ------------------------------------------------------------
+
+def _direct_figure(loaded: Any, samples: int, n: int) -> None:
+    """1. engine vs direct generate."""
+    from model_runtime.engine import CompletionRequest, Engine
+
+    median = statistics.median
     request = CompletionRequest("shapes.py", SAMPLE_PREFIX, SAMPLE_SUFFIX, max_new_tokens=n)
     engine = Engine(loaded, kv_reuse=False)
     prompt = engine.prompt_for(request)  # the ids complete() prefills (whitespace healed)
     engine.complete(request)  # warm-up (first calls are slow)
     generate_latency(loaded, prompt.input_ids, n)
     gen_times, eng_times, tps = [], [], []
-    for _ in range(args.samples):
+    for _ in range(samples):
         gen_times.append(generate_latency(loaded, prompt.input_ids, n))
         result = engine.complete(request)
         assert result.tokens == n, result
@@ -127,11 +121,16 @@ def main() -> None:
           f"{gen * 1000:.0f} ms, engine median {eng * 1000:.0f} ms, engine/generate "
           f"{eng / gen:.3f}; decode {median(tps):.1f} tok/s")  # fmt: skip
 
-    # 2. KV prefix reuse at ~1.5k tokens -------------------------------------------------------
+
+def _reuse_figure(loaded: Any, samples: int, n: int) -> None:
+    """2. KV prefix reuse at ~1.5k tokens."""
+    from model_runtime.engine import CompletionRequest, Engine
+
+    median = statistics.median
     source = _runtime_sources()
     engine = Engine(loaded, kv_reuse=True, context_tokens=1536)
     cold_t, hit_t, cold_ttft, hit_ttft, reused, prompt_len = [], [], [], [], [], []
-    for sample in range(args.samples):
+    for sample in range(samples):
         cut = len(source) // 2 + 1000 * sample
         cut = source.index("\n", cut) + 1
         prefix = source[:cut] + "    "
@@ -152,7 +151,12 @@ def main() -> None:
           f"{median(cold_ttft) * 1000:.0f} ms, hit {median(hit_ttft) * 1000:.0f} ms, "
           f"hit/cold {median(hit_ttft) / median(cold_ttft):.3f}")  # fmt: skip
 
-    # 3. prompt-lookup decoding on a completion that copies context ----------------------------
+
+def _lookup_figure(loaded: Any, samples: int, n: int) -> None:
+    """3. prompt-lookup decoding on a completion that copies context."""
+    from model_runtime.engine import CompletionRequest, Engine
+
+    median = statistics.median
     copy_prefix = SAMPLE_PREFIX.replace('    """Area of a rectangle."""\n    ', "    return width * height\n\n\n") + (
         'def circle_area_again(radius: float) -> float:\n    """Area of a circle."""\n'
     )  # fmt: skip
@@ -162,7 +166,7 @@ def main() -> None:
     plain.complete(copy_request)
     lookup.complete(copy_request)
     plain_t, lookup_t, passes = [], [], []
-    for _ in range(args.samples):
+    for _ in range(samples):
         a = plain.complete(copy_request)
         b = lookup.complete(copy_request)
         assert a.raw_text == b.raw_text, (a.raw_text, b.raw_text)
@@ -173,6 +177,24 @@ def main() -> None:
           f"prompt-lookup {median(lookup_t) * 1000:.0f} ms ({median(passes):.0f} decode passes), "
           f"lookup/greedy {median(lookup_t) / median(plain_t):.3f} (identical text)")  # fmt: skip
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=5, help="timed runs per figure")
+    parser.add_argument("--new-tokens", type=int, default=16, help="tokens per completion")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
+    parser.add_argument("--model", default="bundled:smollm2-135m")
+    args = parser.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loaded = _load(args.model)
+    _no_stop_rules()
+    _direct_figure(loaded, args.samples, args.new_tokens)
+    _reuse_figure(loaded, args.samples, args.new_tokens)
+    _lookup_figure(loaded, args.samples, args.new_tokens)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"[memory] peak RSS {peak_mb:.0f} MB; load average now {os.getloadavg()[0]:.1f}")
 

@@ -62,38 +62,15 @@ def _loaded(args: argparse.Namespace) -> Any:
     return in_memory(model, tokenizer, model_id="tiny-with-qwen-vocabulary")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--new-tokens", type=int, default=4)
-    parser.add_argument("--stride", type=int, default=97)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--model", default="", help="a real model spec (default: tiny, Qwen vocab)")
-    args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-    import click
+def _healing_compute(loaded: Any, table: Any, source: str, positions: list[int]) -> None:
+    """2. Healing compute: plan + constrained picks (following the tokens the model would need:
+    the prefix's own tail tokens), minus plain argmax steps."""
     import torch
 
-    from model_runtime.engine import CompletionRequest, Engine
-    from model_runtime.healing import advance, heal_table
+    from model_runtime.engine import Engine
+    from model_runtime.healing import advance
 
-    torch.set_num_threads(args.threads)
-    source_path = Path(click.__file__).with_name("core.py")
-    source = source_path.read_text(encoding="utf-8")
-    positions = _positions(source, args.samples, args.stride)
-    loaded = _loaded(args)
     tokenizer = loaded.tokenizer
-    print(f"model {loaded.model_id}, vocabulary {len(tokenizer):,}, {len(positions)} cursors "
-          f"in {source_path.parent.name}/{source_path.name}")  # fmt: skip
-
-    started = time.perf_counter()
-    table = heal_table(tokenizer)
-    print(f"warm-up: vocabulary table of {len(table.texts):,} tokens built in "
-          f"{time.perf_counter() - started:.2f} s (once per tokenizer)")  # fmt: skip
-
-    # 2. Healing compute: plan + constrained picks (following the tokens the model would need:
-    #    the prefix's own tail tokens), minus plain argmax steps.
     healer = Engine(loaded, kv_reuse=False)
     healer._pick(torch.zeros(len(tokenizer)), " ")  # the device copy of the table ids
     logits = torch.randn(len(tokenizer))
@@ -134,7 +111,11 @@ def main() -> None:
           f"ms ({healed_count}/{len(positions)} healed, {steps_total / len(positions):.2f} "
           f"constrained steps/request); goal <= 1 ms")  # fmt: skip
 
-    # 3. End to end, healing on vs off (KV reuse off: every request is a cold prefill).
+
+def _end_to_end(loaded: Any, source: str, positions: list[int], new_tokens: int) -> None:
+    """3. End to end, healing on vs off (KV reuse off: every request is a cold prefill)."""
+    from model_runtime.engine import CompletionRequest, Engine
+
     def run(engine: Engine) -> list[float]:
         times = []
         for offset in positions:
@@ -142,7 +123,7 @@ def main() -> None:
                 "click/core.py",
                 source[:offset],
                 source[offset:],
-                max_new_tokens=args.new_tokens,
+                max_new_tokens=new_tokens,
                 context_tokens=512,
             )
             t0 = time.perf_counter()
@@ -156,9 +137,41 @@ def main() -> None:
     run(off)
     healed_ms = statistics.median(run(on))
     plain_ms = statistics.median(run(off))
-    print(f"end to end ({args.new_tokens} new tokens, 512-token prompts): healing "
+    print(f"end to end ({new_tokens} new tokens, 512-token prompts): healing "
           f"{healed_ms:.2f} ms/request vs off {plain_ms:.2f} ms/request (median), ratio "
           f"{healed_ms / plain_ms:.3f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--new-tokens", type=int, default=4)
+    parser.add_argument("--stride", type=int, default=97)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", default="", help="a real model spec (default: tiny, Qwen vocab)")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    import click
+    import torch
+
+    from model_runtime.healing import heal_table
+
+    torch.set_num_threads(args.threads)
+    source_path = Path(click.__file__).with_name("core.py")
+    source = source_path.read_text(encoding="utf-8")
+    positions = _positions(source, args.samples, args.stride)
+    loaded = _loaded(args)
+    tokenizer = loaded.tokenizer
+    print(f"model {loaded.model_id}, vocabulary {len(tokenizer):,}, {len(positions)} cursors "
+          f"in {source_path.parent.name}/{source_path.name}")  # fmt: skip
+
+    started = time.perf_counter()
+    table = heal_table(tokenizer)
+    print(f"warm-up: vocabulary table of {len(table.texts):,} tokens built in "
+          f"{time.perf_counter() - started:.2f} s (once per tokenizer)")  # fmt: skip
+    _healing_compute(loaded, table, source, positions)
+    _end_to_end(loaded, source, positions, args.new_tokens)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lsp_server.testing import CompletionClient  # noqa: E402
+from lsp_server.text import units  # noqa: E402
 
 FILES = [
     "lsp_server/completion_service.py",
@@ -70,7 +71,8 @@ def cursor_in(text: str, chars: int) -> tuple[int, int]:
 
 
 def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+    """Length of ``text`` in UTF-16 code units (what LSP positions count by default)."""
+    return units(text, "utf-16")
 
 
 def advance(line: int, character: int, inserted: str) -> tuple[int, int]:

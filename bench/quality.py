@@ -226,11 +226,7 @@ def trained_adapter(adapter: str, held_out: list[str]) -> Any:
 
 
 def finetune_row(
-    args: argparse.Namespace,
-    result: Any,
-    holes: list[Any],
-    index: Any,
-    base: dict[str, Any],
+    args: argparse.Namespace, result: Any, holes: list[Any], index: Any, base: dict[str, Any]
 ) -> dict[str, Any]:
     """Score the fine-tuned adapter on the same holes as the other rows, and ask the trainer's
     promotion gate (:func:`training.evaluate.gate`) about it against ``base`` (the ``qwen-repo``
@@ -253,7 +249,7 @@ def finetune_row(
     return row
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--package", default="click")
     parser.add_argument("--holes", type=int, default=100)
@@ -280,7 +276,64 @@ def main() -> None:
         help="take rows already in this earlier --json output (same holes, checked) as they are",
     )
     parser.add_argument("--json", default=None, help="write every figure and prediction here")
-    args = parser.parse_args()
+    return parser
+
+
+def _finetune_row(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    cache: dict[tuple[str, str], Any],
+    held_out: list[str],
+    workspace: Path,
+    tmp: Path,
+    holes: list[Any],
+    index: Any,
+) -> None:
+    """Train (or take) the adapter, score the qwen-tuned row and append it to ``results``."""
+    base = by_row(results, "qwen-repo")
+    if base is None:
+        raise SystemExit("the qwen-tuned row needs the qwen-repo row (the gate's baseline)")
+    cache.clear()  # the trainer loads its own copy
+    if args.tuned_adapter:
+        trained = trained_adapter(args.tuned_adapter, held_out)
+    else:
+        trained = train_adapter(args, workspace, tmp / "run")
+    tuned = finetune_row(args, trained, holes, index, base)
+    results.append(tuned)
+    print(
+        f"fine-tune: {tuned['train']['steps']} steps in {tuned['train']['seconds']:.0f} s, "
+        f"{tuned['train']['tokens_per_s']:.0f} tok/s, final loss "
+        f"{tuned['train']['final_loss']:.3f}; gate: {tuned['gate']['reason']}",
+        flush=True,
+    )
+    print(format_row(tuned), flush=True)
+
+
+def _comparisons(results: list[dict[str, Any]], holes: list[Any]) -> None:
+    """Token healing on the mid-identifier holes, and bf16 against fp32."""
+    by_name = {r["row"]: r for r in results}
+    mids = [i for i, h in enumerate(holes) if mid_identifier(h.prefix, h.target)]
+    base_name = next((n for n in ("qwen-auto", "qwen-fp32") if n in by_name), None)
+    if base_name and "qwen-heal" in by_name:
+        base, heal = by_name[base_name]["preds"], by_name["qwen-heal"]["preds"]
+        empty = [i for i in mids if not base[i].strip()]
+        fixed = [i for i in empty if heal[i].strip()]
+        exact = [i for i in empty if heal[i].strip() == holes[i].target.strip()]
+        share = 100 * len(fixed) / len(empty) if empty else 100.0
+        print(
+            f"\nmid-identifier holes: {len(mids)}; {base_name} left {len(empty)} empty; "
+            f"token healing answered {len(fixed)} of them ({share:.0f} %), {len(exact)} exactly"
+        )
+    if "qwen-fp32" in by_name and "qwen-auto" in by_name:
+        a, b = by_name["qwen-fp32"]["preds"], by_name["qwen-auto"]["preds"]
+        same = sum(x == y for x, y in zip(a, b, strict=True))
+        print(f"bf16 ({by_name['qwen-auto']['dtype']}) and fp32 answers identical: {same}/{len(a)}")
+        fp32_s, auto_s = by_name["qwen-fp32"]["seconds"], by_name["qwen-auto"]["seconds"]
+        print(f"time qwen-auto ÷ qwen-fp32: {auto_s / fp32_s:.2f}")
+
+
+def main() -> None:
+    args = _parser().parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -321,46 +374,13 @@ def main() -> None:
         results.append(res)
         print(format_row(res), flush=True)
     if args.finetune_minutes > 0 or args.tuned_adapter:
-        base = by_row(results, "qwen-repo")
-        if base is None:
-            raise SystemExit("the qwen-tuned row needs the qwen-repo row (the gate's baseline)")
-        cache.clear()  # the trainer loads its own copy
-        if args.tuned_adapter:
-            trained = trained_adapter(args.tuned_adapter, sorted(split.validation_paths))
-        else:
-            trained = train_adapter(args, workspace, tmp / "run")
-        tuned = finetune_row(args, trained, holes, index, base)
-        results.append(tuned)
-        print(
-            f"fine-tune: {tuned['train']['steps']} steps in {tuned['train']['seconds']:.0f} s, "
-            f"{tuned['train']['tokens_per_s']:.0f} tok/s, final loss "
-            f"{tuned['train']['final_loss']:.3f}; gate: {tuned['gate']['reason']}",
-            flush=True,
-        )
-        print(format_row(tuned), flush=True)
+        paths = sorted(split.validation_paths)
+        _finetune_row(args, results, cache, paths, workspace, tmp, holes, index)
     print()
     print(header)
     for res in results:
         print(format_row(res))
-    by_name = {r["row"]: r for r in results}
-    mids = [i for i, h in enumerate(holes) if mid_identifier(h.prefix, h.target)]
-    base_name = next((n for n in ("qwen-auto", "qwen-fp32") if n in by_name), None)
-    if base_name and "qwen-heal" in by_name:
-        base, heal = by_name[base_name]["preds"], by_name["qwen-heal"]["preds"]
-        empty = [i for i in mids if not base[i].strip()]
-        fixed = [i for i in empty if heal[i].strip()]
-        exact = [i for i in empty if heal[i].strip() == holes[i].target.strip()]
-        share = 100 * len(fixed) / len(empty) if empty else 100.0
-        print(
-            f"\nmid-identifier holes: {len(mids)}; {base_name} left {len(empty)} empty; "
-            f"token healing answered {len(fixed)} of them ({share:.0f} %), {len(exact)} exactly"
-        )
-    if "qwen-fp32" in by_name and "qwen-auto" in by_name:
-        a, b = by_name["qwen-fp32"]["preds"], by_name["qwen-auto"]["preds"]
-        same = sum(x == y for x, y in zip(a, b, strict=True))
-        print(f"bf16 ({by_name['qwen-auto']['dtype']}) and fp32 answers identical: {same}/{len(a)}")
-        fp32_s, auto_s = by_name["qwen-fp32"]["seconds"], by_name["qwen-auto"]["seconds"]
-        print(f"time qwen-auto ÷ qwen-fp32: {auto_s / fp32_s:.2f}")
+    _comparisons(results, holes)
     if args.json:
         payload = {
             "package": args.package,

@@ -100,11 +100,50 @@ def _docstring_only_added(old: str, new: str, name: str) -> str:
     return ast.get_docstring(target) or ""
 
 
-async def server_figures(listings: int) -> dict[str, Any]:
+class _Session:
+    """The benchmark's LSP client and the requests the server figures time."""
+
+    def __init__(self, client: Any) -> None:
+        from lsprotocol import types
+
+        self.client = client
+        self.types = types
+
+    async def status(self) -> dict[str, Any]:
+        types = self.types
+        return dict(
+            await self.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="codellama.status", arguments=[])
+            )
+            or {}
+        )
+
+    async def listing(self, line: int) -> list[Any]:
+        types = self.types
+        cursor = types.Position(line=line, character=4)
+        result = await self.client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=URI),
+                range=types.Range(start=cursor, end=cursor),
+                context=types.CodeActionContext(diagnostics=[]),
+            )
+        )
+        return list(result or [])
+
+    @staticmethod
+    async def timed(fn: Any, n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            began = time.perf_counter()
+            await fn()
+            out.append(time.perf_counter() - began)
+        return out
+
+
+async def _start_server() -> Any:
+    """A pytest-lsp client of ``python -m lsp_server`` serving :data:`MODEL`, initialized."""
     from lsprotocol import types
     from pytest_lsp import client_capabilities, make_test_lsp_client
-
-    from lsp_server.refactor.edits import apply_text_edits
 
     client = make_test_lsp_client()
     client.set_configuration({"model": MODEL}, section="codellama")
@@ -116,37 +155,45 @@ async def server_figures(listings: int) -> dict[str, Any]:
             initialization_options={"model": MODEL},
         )
     )
+    return client
 
-    async def status() -> dict[str, Any]:
-        return dict(
-            await client.workspace_execute_command_async(
-                types.ExecuteCommandParams(command="codellama.status", arguments=[])
-            )
-            or {}
-        )
 
-    async def listing(line: int) -> list[Any]:
-        cursor = types.Position(line=line, character=4)
-        result = await client.text_document_code_action_async(
-            types.CodeActionParams(
-                text_document=types.TextDocumentIdentifier(uri=URI),
-                range=types.Range(start=cursor, end=cursor),
-                context=types.CodeActionContext(diagnostics=[]),
-            )
-        )
-        return list(result or [])
+async def _docstring_trials(session: _Session, listings: int) -> tuple[list[Trial], list[float]]:
+    """Resolve "Add docstring" on every sample function; the first time, also time listings
+    while the model is busy generating. Returns the trials and the busy listing times."""
+    from lsp_server.refactor.edits import apply_text_edits
 
-    async def timed(fn: Any, n: int) -> list[float]:
-        out = []
-        for _ in range(n):
-            began = time.perf_counter()
-            await fn()
-            out.append(time.perf_counter() - began)
-        return out
+    types = session.types
+    trials = []
+    busy_times: list[float] = []
+    for name, line in FUNCTIONS.items():
+        action = next(a for a in await session.listing(line) if a.title.startswith("Add docstring"))
+        began = time.perf_counter()
+        pending = asyncio.ensure_future(session.client.code_action_resolve_async(action))
+        if not busy_times:  # listing while the model is busy generating
+            await asyncio.sleep(0.3)
+            busy_times = await session.timed(lambda: session.listing(10), listings)
+        resolved = await pending
+        seconds = time.perf_counter() - began
+        edit = resolved.edit
+        docstring = ""
+        if edit is not None and edit.document_changes:
+            change = edit.document_changes[0]
+            assert isinstance(change, types.TextDocumentEdit)
+            edits: list[Any] = list(change.edits)
+            new = apply_text_edits(SAMPLE, edits)
+            docstring = _docstring_only_added(SAMPLE, new, name)
+        trials.append(Trial(name, seconds, edit is not None, docstring))
+    return trials, busy_times
 
+
+async def server_figures(listings: int) -> dict[str, Any]:
+    client = await _start_server()
+    session = _Session(client)
+    types = session.types
     try:
         began = time.perf_counter()
-        while (await status())["model"]["state"] != "ready":
+        while (await session.status())["model"]["state"] != "ready":
             await asyncio.sleep(0.2)
         load_s = time.perf_counter() - began
         client.text_document_did_open(
@@ -156,29 +203,10 @@ async def server_figures(listings: int) -> dict[str, Any]:
                 )
             )
         )
-        await listing(4)
-        status_times = await timed(status, listings)
-        listing_times = await timed(lambda: listing(4), listings)
-        trials = []
-        busy_times: list[float] = []
-        for name, line in FUNCTIONS.items():
-            action = next(a for a in await listing(line) if a.title.startswith("Add docstring"))
-            began = time.perf_counter()
-            pending = asyncio.ensure_future(client.code_action_resolve_async(action))
-            if not busy_times:  # listing while the model is busy generating
-                await asyncio.sleep(0.3)
-                busy_times = await timed(lambda: listing(10), listings)
-            resolved = await pending
-            seconds = time.perf_counter() - began
-            edit = resolved.edit
-            docstring = ""
-            if edit is not None and edit.document_changes:
-                change = edit.document_changes[0]
-                assert isinstance(change, types.TextDocumentEdit)
-                edits: list[Any] = list(change.edits)
-                new = apply_text_edits(SAMPLE, edits)
-                docstring = _docstring_only_added(SAMPLE, new, name)
-            trials.append(Trial(name, seconds, edit is not None, docstring))
+        await session.listing(4)
+        status_times = await session.timed(session.status, listings)
+        listing_times = await session.timed(lambda: session.listing(4), listings)
+        trials, busy_times = await _docstring_trials(session, listings)
     finally:
         try:
             await asyncio.wait_for(client.shutdown_session(), 20)

@@ -148,21 +148,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def speed(args: argparse.Namespace, names: list[str], dataset: Path) -> None:
-    """All configurations in this process, one optimizer step each in turn, ``--steps`` rounds.
-
-    Every round feeds the same batch to every configuration, so the timing is interleaved
-    step by step (machine load hits all alike) and round 1's losses differ only by dtype.
-    """
-    import contextlib
-
+def _speed_models(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """Per configuration: ``(prepared model, optimizer, knobs, autocast)``, in training mode."""
     import torch
 
     from training.config import TrainConfig
-    from training.data import read_records
-    from training.examples import build_examples
-    from training.loss import causal_lm_loss
-    from training.packing import collate, pack_sequences, plan_batches
     from training.train import prepare_model
 
     models: dict[str, Any] = {}
@@ -176,50 +166,41 @@ def speed(args: argparse.Namespace, names: list[str], dataset: Path) -> None:
         params = [p for p in prepared.model.parameters() if p.requires_grad]
         autocast = "env" in CONFIGS[name]
         models[name] = (prepared, torch.optim.AdamW(params, lr=cfg.lr), knobs, autocast)
-    first = next(iter(models.values()))[0]
-    records = [r for r in read_records(dataset) if r.get("content")]
-    examples, _ = build_examples(
-        records, first.tokenizer, first.template, context_len=args.context_len, seed=0
-    )
-    rows = pack_sequences([e.input_ids for e in examples], args.context_len)
-    plan = plan_batches(rows, args.batch_size, seed=0)
-    pad = int(first.tokenizer.pad_token_id)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    losses: dict[str, list[float]] = {n: [] for n in names}
-    tokens: list[int] = []
-    loads = []
-    for step in range(args.steps):
-        picked = [rows[i] for i in plan[step % len(plan)]]
-        batch = collate(picked, pad)
-        n_items = sum(len(r) - len(r.doc_lengths) for r in picked)
-        tokens.append(sum(len(r) for r in picked))
-        order = names if step % 2 == 0 else names[::-1]
-        for name in order:
-            prepared, opt, knobs, autocast = models[name]
-            ctx = (
-                torch.autocast("cpu", dtype=torch.bfloat16)
-                if autocast
-                else contextlib.nullcontext()
-            )
-            t0 = time.perf_counter()
-            with ctx:
-                loss = causal_lm_loss(
-                    prepared.model,
-                    batch,
-                    num_items=n_items,
-                    chunk_tokens=knobs.get("loss_chunk_tokens"),
-                )
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            times[name].append(time.perf_counter() - t0)
-            losses[name].append(round(float(loss.detach()), 5))
-        loads.append(os.getloadavg()[0])
-        print(
-            f"round {step + 1}: "
-            + ", ".join(f"{n} {times[n][-1]:.1f}s loss {losses[n][-1]:.4f}" for n in names),
-            flush=True,
+    return models
+
+
+def _speed_step(model: tuple[Any, Any, dict[str, Any], bool], batch: Any, n_items: int) -> float:
+    """One optimizer step of one configuration; returns the loss."""
+    import contextlib
+
+    import torch
+
+    from training.loss import causal_lm_loss
+
+    prepared, opt, knobs, autocast = model
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    with ctx:
+        loss = causal_lm_loss(
+            prepared.model,
+            batch,
+            num_items=n_items,
+            chunk_tokens=knobs.get("loss_chunk_tokens"),
         )
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return round(float(loss.detach()), 5)
+
+
+def _speed_table(
+    args: argparse.Namespace,
+    names: list[str],
+    times: dict[str, list[float]],
+    losses: dict[str, list[float]],
+    tokens: list[int],
+    loads: list[float],
+) -> None:
+    """Print the in-process figures: tok/s and round-1 loss per configuration, ratio to the first."""
     skip = 1 if args.steps > 1 else 0  # the first round warms up kernels and allocators
     base = names[0]
 
@@ -243,7 +224,50 @@ def speed(args: argparse.Namespace, names: list[str], dataset: Path) -> None:
         )
 
 
-def main() -> None:
+def speed(args: argparse.Namespace, names: list[str], dataset: Path) -> None:
+    """All configurations in this process, one optimizer step each in turn, ``--steps`` rounds.
+
+    Every round feeds the same batch to every configuration, so the timing is interleaved
+    step by step (machine load hits all alike) and round 1's losses differ only by dtype.
+    """
+    from training.data import read_records
+    from training.examples import build_examples
+    from training.packing import collate, pack_sequences, plan_batches
+
+    models = _speed_models(args, names)
+    first = next(iter(models.values()))[0]
+    records = [r for r in read_records(dataset) if r.get("content")]
+    examples, _ = build_examples(
+        records, first.tokenizer, first.template, context_len=args.context_len, seed=0
+    )
+    rows = pack_sequences([e.input_ids for e in examples], args.context_len)
+    plan = plan_batches(rows, args.batch_size, seed=0)
+    pad = int(first.tokenizer.pad_token_id)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    losses: dict[str, list[float]] = {n: [] for n in names}
+    tokens: list[int] = []
+    loads = []
+    for step in range(args.steps):
+        picked = [rows[i] for i in plan[step % len(plan)]]
+        batch = collate(picked, pad)
+        n_items = sum(len(r) - len(r.doc_lengths) for r in picked)
+        tokens.append(sum(len(r) for r in picked))
+        order = names if step % 2 == 0 else names[::-1]
+        for name in order:
+            t0 = time.perf_counter()
+            loss = _speed_step(models[name], batch, n_items)
+            times[name].append(time.perf_counter() - t0)
+            losses[name].append(loss)
+        loads.append(os.getloadavg()[0])
+        print(
+            f"round {step + 1}: "
+            + ", ".join(f"{n} {times[n][-1]:.1f}s loss {losses[n][-1]:.4f}" for n in names),
+            flush=True,
+        )
+    _speed_table(args, names, times, losses, tokens, loads)
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--model", default="bundled:qwen2.5-coder-0.5b")
     p.add_argument("--package", default="email", help="installed package used as the workspace")
@@ -260,31 +284,14 @@ def main() -> None:
         help="tokens/s only: every config in this process, steps interleaved (no RSS figures)",
     )
     p.add_argument("--child", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.child:
-        print("RESULT " + json.dumps(child(json.loads(args.child))), flush=True)
-        return
+    return p
 
-    from bench.train_throughput import package_records, write_jsonl
 
-    names = [c for c in args.configs.split(",") if c]
-    unknown = [c for c in names if c not in CONFIGS]
-    if unknown:
-        raise SystemExit(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-train-mem-"))
-    records = package_records(args.package, args.max_files)
-    dataset = write_jsonl(records, tmp / "dataset.jsonl")
-    print(
-        f"# {args.model}, workspace '{args.package}' ({len(records)} files), batch "
-        f"{args.batch_size} × context {args.context_len}, {args.steps} steps per config, "
-        f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} (start)",
-        flush=True,
-    )
-    if args.speed:
-        speed(args, names, dataset)
-        return
+def _run_children(
+    args: argparse.Namespace, names: list[str], dataset: Path, tmp: Path
+) -> tuple[dict[str, list[dict[str, Any]]], list[float]]:
+    """Each configuration (``--rounds`` times, interleaved) in its own child process; returns
+    the results per configuration and the load average after each child."""
     order = [n for r in range(args.rounds) for n in (names if r % 2 == 0 else names[::-1])]
     results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     loads: list[float] = []
@@ -311,7 +318,11 @@ def main() -> None:
         loads.append(os.getloadavg()[0])
         results[name].append(res)
         print(f"{name}: {json.dumps({k: v for k, v in res.items() if k != 'losses'})}", flush=True)
+    return results, loads
 
+
+def _memory_table(results: dict[str, list[dict[str, Any]]], loads: list[float]) -> None:
+    """Print the per-configuration figures (medians over rounds) and ratios to the first."""
     done = {n: r for n, r in results.items() if r and "error" not in r[0]}
     if not done:
         raise SystemExit("no configuration finished")
@@ -339,6 +350,36 @@ def main() -> None:
             f"{rss:.0f} | {rss / base_rss:.2f} | {med(name, 'train_peak_mb'):.0f} | "
             f"{r['loss_first']:.4f} | {r['loss_last3']:.4f} |"
         )
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.child:
+        print("RESULT " + json.dumps(child(json.loads(args.child))), flush=True)
+        return
+
+    from bench.train_throughput import package_records, write_jsonl
+
+    names = [c for c in args.configs.split(",") if c]
+    unknown = [c for c in names if c not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-train-mem-"))
+    records = package_records(args.package, args.max_files)
+    dataset = write_jsonl(records, tmp / "dataset.jsonl")
+    print(
+        f"# {args.model}, workspace '{args.package}' ({len(records)} files), batch "
+        f"{args.batch_size} × context {args.context_len}, {args.steps} steps per config, "
+        f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} (start)",
+        flush=True,
+    )
+    if args.speed:
+        speed(args, names, dataset)
+        return
+    results, loads = _run_children(args, names, dataset, tmp)
+    _memory_table(results, loads)
 
 
 if __name__ == "__main__":

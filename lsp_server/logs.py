@@ -17,7 +17,7 @@ from lsprotocol import types
 
 __all__ = ["OUR_LOGGERS", "EditorLogHandler", "configure_file_log", "set_level"]
 
-OUR_LOGGERS = ("lsp_server", "training", "dataset")
+OUR_LOGGERS = ("lsp_server", "model_runtime", "training", "dataset")
 
 _TYPES = [
     (logging.ERROR, types.MessageType.Error),

@@ -18,17 +18,43 @@ comes first, so it stays a stable KV-cache prefix while the user types:
   start of the prefix segment (PSM: ``[BOS, PRE] + context + header + prefix + [SUF] ...``) or,
   for SPM and left-to-right prompts, right after BOS (``[BOS] + context + [PRE, SUF] ...``).
 
-:func:`assemble_ids` is the one place that orders the parts; training examples use it too.
+:func:`assemble_ids` is the one place that orders the parts; training examples use it too. The
+context block is encoded by :mod:`model_runtime.repo_context`, the path header comes from
+:mod:`model_runtime.languages`; this module re-exports both modules' public names.
 """
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-from model_runtime.fim import FimTemplate, _token_id, encode, encode_infill_text
+from model_runtime.encoding import encode, encode_infill_text
+from model_runtime.fim import FimTemplate
+from model_runtime.languages import comment_header, guess_language
+from model_runtime.repo_context import (
+    MIN_SNIPPET_TOKENS,
+    QWEN_REPO_TOKENS,
+    RepoContext,
+    SnippetLike,
+    encode_repo_context,
+)
+
+__all__ = [
+    "DEFAULT_CONTEXT_TOKENS",
+    "DEFAULT_REPO_CONTEXT_TOKENS",
+    "MIN_SNIPPET_TOKENS",
+    "QWEN_REPO_TOKENS",
+    "Prompt",
+    "RepoContext",
+    "SnippetLike",
+    "assemble_ids",
+    "build_prompt",
+    "comment_header",
+    "count_tokens",
+    "encode_repo_context",
+    "guess_language",
+]
 
 DEFAULT_CONTEXT_TOKENS = 1536
 PREFIX_SHARE = 0.75
@@ -37,133 +63,6 @@ _SPECIAL_OVERHEAD = 4
 """BOS + the three FIM tokens."""
 DEFAULT_REPO_CONTEXT_TOKENS = 384
 """Default token budget of the repository context block (a quarter of the default 1536)."""
-MIN_SNIPPET_TOKENS = 24
-"""A snippet cut to fit the context budget keeps at least this many tokens, or is left out."""
-QWEN_REPO_TOKENS = ("<|repo_name|>", "<|file_sep|>")
-
-_LINE_COMMENT: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "python",
-            "shell",
-            "bash",
-            "sh",
-            "zsh",
-            "ruby",
-            "perl",
-            "r",
-            "yaml",
-            "toml",
-            "make",
-            "makefile",
-            "dockerfile",
-            "cmake",
-            "elixir",
-            "julia",
-            "nim",
-            "powershell",
-            "coffeescript",
-        ],
-        "#",
-    ),
-    **dict.fromkeys(
-        [
-            "c",
-            "cpp",
-            "c++",
-            "csharp",
-            "java",
-            "javascript",
-            "javascriptreact",
-            "typescript",
-            "typescriptreact",
-            "go",
-            "rust",
-            "kotlin",
-            "swift",
-            "scala",
-            "dart",
-            "php",
-            "groovy",
-            "objective-c",
-            "objective-cpp",
-            "zig",
-            "proto",
-            "jsonc",
-            "solidity",
-            "verilog",
-        ],
-        "//",
-    ),
-    **dict.fromkeys(["lua", "sql", "haskell", "ada", "elm", "purescript"], "--"),
-    **dict.fromkeys(["lisp", "clojure", "scheme", "racket", "ini", "asm"], ";"),
-    **dict.fromkeys(["tex", "latex", "erlang", "matlab", "prolog"], "%"),
-    "vim": '"',
-    "fortran": "!",
-}
-_BLOCK_COMMENT: dict[str, tuple[str, str]] = {
-    **dict.fromkeys(["html", "xml", "markdown", "vue", "svelte"], ("<!--", "-->")),
-    **dict.fromkeys(["css", "scss", "less"], ("/*", "*/")),
-    "ocaml": ("(*", "*)"),
-}
-_EXTENSIONS: dict[str, str] = {
-    ".py": "python",
-    ".pyi": "python",
-    ".sh": "shell",
-    ".bash": "shell",
-    ".rb": "ruby",
-    ".pl": "perl",
-    ".r": "r",
-    ".yaml": "yaml",
-    ".yml": "yaml",
-    ".toml": "toml",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "cpp",
-    ".cpp": "cpp",
-    ".hpp": "cpp",
-    ".cs": "csharp",
-    ".java": "java",
-    ".js": "javascript",
-    ".mjs": "javascript",
-    ".cjs": "javascript",
-    ".jsx": "javascriptreact",
-    ".ts": "typescript",
-    ".tsx": "typescriptreact",
-    ".go": "go",
-    ".rs": "rust",
-    ".kt": "kotlin",
-    ".swift": "swift",
-    ".scala": "scala",
-    ".dart": "dart",
-    ".php": "php",
-    ".lua": "lua",
-    ".sql": "sql",
-    ".hs": "haskell",
-    ".clj": "clojure",
-    ".el": "lisp",
-    ".tex": "tex",
-    ".erl": "erlang",
-    ".m": "matlab",
-    ".vim": "vim",
-    ".f90": "fortran",
-    ".html": "html",
-    ".htm": "html",
-    ".xml": "xml",
-    ".md": "markdown",
-    ".vue": "vue",
-    ".svelte": "svelte",
-    ".css": "css",
-    ".scss": "scss",
-    ".less": "less",
-    ".ml": "ocaml",
-    ".zig": "zig",
-    ".ex": "elixir",
-    ".exs": "elixir",
-    ".jl": "julia",
-    ".ps1": "powershell",
-}
-_FILENAMES = {"makefile": "make", "dockerfile": "dockerfile", "cmakelists.txt": "cmake"}
 
 
 @dataclass
@@ -181,51 +80,6 @@ class Prompt:
     suffix_truncated: bool = False
     context: RepoContext | None = None
     """The repository context block at the start of the prompt (``None``: no snippets)."""
-
-
-class SnippetLike(Protocol):
-    """What the prompt needs of a snippet (:class:`model_runtime.retrieval.Snippet`)."""
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def text(self) -> str: ...
-
-
-@dataclass
-class RepoContext:
-    """Encoded repository context: ids placed first in the prompt, and where they came from."""
-
-    ids: list[int]
-    qwen: bool
-    """Qwen repository format (the current file's path is in the block, no comment header)."""
-    sources: list[str] = field(default_factory=list)
-    """Paths of the snippets actually included, in prompt order."""
-
-
-def guess_language(path: str) -> str | None:
-    """LSP language id from a file name (``None`` when unknown)."""
-    name = posixpath.basename(path.replace("\\", "/")).lower()
-    if name in _FILENAMES:
-        return _FILENAMES[name]
-    return _EXTENSIONS.get(posixpath.splitext(name)[1])
-
-
-def comment_header(path: str, language: str | None = None) -> str:
-    """A one-line comment naming the file, in the language's comment syntax ("" if no path)."""
-    if not path:
-        return ""
-    language = (language or guess_language(path) or "").lower()
-    shown = path.replace("\\", "/")
-    if language in _BLOCK_COMMENT:
-        start, end = _BLOCK_COMMENT[language]
-        return f"{start} path: {shown} {end}\n"
-    if language in _LINE_COMMENT:
-        return f"{_LINE_COMMENT[language]} path: {shown}\n"
-    if language in ("json", "plaintext", "text"):
-        return ""  # no comment syntax: a header would be invalid content
-    return f"# path: {shown}\n"
 
 
 def count_tokens(tokenizer: Any, text: str) -> int:
@@ -297,91 +151,6 @@ def _window(text: str, chars: int, *, keep_end: bool) -> str:
     piece = text[:chars]
     newline = piece.rfind("\n")
     return piece[: newline + 1] if newline >= 0 else piece
-
-
-def _qwen_repo_ids(tokenizer: Any, template: FimTemplate) -> tuple[int, int] | None:
-    if template.name != "qwen":
-        return None
-    ids = [_token_id(tokenizer, token) for token in QWEN_REPO_TOKENS]
-    if ids[0] is None or ids[1] is None:
-        return None
-    return ids[0], ids[1]
-
-
-def _fit_snippet(tokenizer: Any, head: str, text: str, budget: int, *, first: bool) -> list[int]:
-    """Ids of ``head + text`` within ``budget`` (last lines dropped if needed; [] if too small)."""
-    enc = encode if first else encode_infill_text
-    ids = enc(tokenizer, head + text)
-    if len(ids) <= budget:
-        return ids
-    if budget < MIN_SNIPPET_TOKENS:
-        return []
-    lines = text.splitlines(keepends=True)
-    low, high = 0, len(lines)
-    while low < high:  # the most lines that fit
-        mid = (low + high + 1) // 2
-        if len(enc(tokenizer, head + "".join(lines[:mid]))) <= budget:
-            low = mid
-        else:
-            high = mid - 1
-    return enc(tokenizer, head + "".join(lines[:low])) if low else []
-
-
-def encode_repo_context(
-    tokenizer: Any,
-    template: FimTemplate,
-    snippets: Sequence[SnippetLike],
-    *,
-    path: str,
-    budget: int,
-    repo_name: str = "",
-) -> RepoContext | None:
-    """The context block for ``snippets`` (most relevant first) in at most ``budget`` tokens.
-
-    The most relevant snippet is placed last, next to the current file; snippets that do not
-    fit are left out, the last one that partly fits is cut at a line. ``None`` when nothing fits.
-    """
-    if not snippets or budget <= 0:
-        return None
-    qwen = _qwen_repo_ids(tokenizer, template)
-    pieces: list[tuple[str, list[int]]] = []
-    if qwen is not None:
-        repo_id, sep_id = qwen
-        lead = [repo_id, *encode(tokenizer, (repo_name or "workspace") + "\n")]
-        tail = [sep_id, *encode(tokenizer, path.replace("\\", "/") + "\n")]
-        left = budget - len(lead) - len(tail)
-        for snippet in snippets:
-            if left <= 1:
-                break
-            fit = _fit_snippet(tokenizer, snippet.path + "\n", snippet.text, left - 1, first=True)
-            if fit:
-                pieces.append((snippet.path, [sep_id, *fit]))
-                left -= len(fit) + 1
-        if not pieces:
-            return None
-        body = [tid for _, piece in reversed(pieces) for tid in piece]
-        sources = [p for p, _ in reversed(pieces)]
-        return RepoContext(ids=lead + body + tail, qwen=True, sources=sources)
-    # Allowances in relevance order; encoding in prompt order (the most relevant last, the
-    # first piece with the implicit leading space the prefix segment would have).
-    left = budget
-    chosen: list[tuple[str, str, int]] = []
-    for snippet in snippets:
-        text = snippet.text if snippet.text.endswith("\n") else snippet.text + "\n"
-        cost = len(encode_infill_text(tokenizer, comment_header(snippet.path) + text)) + 1
-        allowance = min(cost, left)
-        if allowance >= min(cost, MIN_SNIPPET_TOKENS):
-            chosen.append((snippet.path, text, allowance))
-            left -= allowance
-    ids: list[int] = []
-    for i, (snippet_path, text, allowance) in enumerate(reversed(chosen)):
-        piece = _fit_snippet(tokenizer, comment_header(snippet_path), text, allowance, first=i == 0)
-        if piece:
-            pieces.append((snippet_path, piece))
-            ids.extend(piece)
-    if not pieces:
-        return None
-    return RepoContext(ids=ids, qwen=False, sources=[p for p, _ in pieces])
 
 
 def assemble_ids(
