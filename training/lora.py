@@ -75,10 +75,11 @@ def prepare_model(cfg: TrainConfig, device: str) -> Prepared:
     from model_runtime.spec import resolve_model
 
     spec = resolve_base_model(cfg.base_model)
-    path = resolve_model(spec)
+    dtype = _torch_dtype(cfg.dtype, device, spec)
+    # A bundled model in the training dtype is mapped from its file, not cast while loading.
+    path = resolve_model(spec, dtype=str(dtype).removeprefix("torch."))
     tokenizer: Any = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
     template, added, trainable_ids = _add_fim_tokens(tokenizer, detect_template(tokenizer))
-    dtype = _torch_dtype(cfg.dtype, device, spec)
     model = AutoModelForCausalLM.from_pretrained(
         path,
         dtype=dtype,

@@ -205,3 +205,36 @@ def test_unknown_model_stays_fp32_on_a_bf16_cpu(
     assert (
         loaded.dtype == "float32" and str(next(loaded.model.parameters()).dtype) == "torch.float32"
     )
+
+
+def test_a_dtype_copy_is_made_once_bit_identical_and_recognised(fake: BundledModel) -> None:
+    """``resolve_model(bundled, dtype="bfloat16")``: the fp32 cache cast once, as the loader
+    would cast it, so a bf16 load maps the file instead of holding fp32 and bf16 copies."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    base = spec_module.bundled_cache_path("fake-coder")
+    base.mkdir(parents=True)
+    weights = {"w": torch.randn(4, 8), "positions": torch.arange(6)}
+    save_file(weights, str(base / "model.safetensors"), metadata={"format": "pt"})
+    (base / "config.json").write_text(json.dumps({"dtype": "float32", "model_type": "llama"}))
+    (base / "tokenizer.json").write_text("{}")
+    (base / spec_module._DONE_MARKER).write_text(json.dumps({"spec": "bundled:fake-coder"}))
+
+    assert spec_module.resolve_model("bundled:fake-coder") == str(base)
+    path = Path(spec_module.resolve_model("bundled:fake-coder", dtype="bfloat16"))
+    assert path != base and path.parent == base.parent
+    copied = load_file(str(path / "model.safetensors"))
+    assert copied["w"].dtype == torch.bfloat16
+    assert torch.equal(copied["w"], weights["w"].to(torch.bfloat16))
+    assert torch.equal(copied["positions"], weights["positions"])  # integers are not cast
+    assert json.loads((path / "config.json").read_text())["dtype"] == "bfloat16"
+    assert (path / "tokenizer.json").read_text() == "{}"
+    assert bundled_info(str(path)) is fake
+
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert spec_module.resolve_model("bundled:fake-coder", dtype="bfloat16") == str(path)
+    assert (path / "model.safetensors").stat().st_mtime_ns == stamp  # made once
+    assert not list(base.parent.glob(".*tmp-*"))
