@@ -16,6 +16,8 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/python scripts/import_graph.py
+	.venv/bin/python scripts/code_size.py
+	.venv/bin/python scripts/option_docs.py --check
 
 types: setup
 	.venv/bin/mypy

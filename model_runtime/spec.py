@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from model_runtime.bundled import BUNDLED_MODELS, BundledModel, GgufPart
+from model_runtime.convert import cast_checkpoint
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -279,51 +280,8 @@ def _ensure_variant(name: str, dtype: str, progress: ProgressFn | None) -> Path:
         return target
     with _file_lock(target.parent / f".{target.name}.lock"):
         if not (target / _DONE_MARKER).is_file():
-            _cast_checkpoint(base, target, dtype, progress)
+            cast_checkpoint(base, target, dtype, marker=_DONE_MARKER, progress=progress)
     return target
-
-
-def _cast_checkpoint(base: Path, target: Path, dtype: str, progress: ProgressFn | None) -> None:
-    """Write ``target``: ``base``'s files with every floating tensor cast to ``dtype``
-    (a temp dir renamed into place, so a crash leaves no half-written checkpoint)."""
-    import torch
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
-    if progress is not None:
-        progress(0, 1, f"writing a {dtype} copy of {base.name} (one-time)")
-    torch_dtype = getattr(torch, dtype)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        for item in base.iterdir():
-            if item.suffix == ".safetensors":
-                tensors = {}
-                with safe_open(str(item), "pt") as handle:
-                    metadata = handle.metadata()
-                    for key in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
-                        tensor = handle.get_tensor(key)
-                        tensors[key] = (
-                            tensor.to(torch_dtype) if tensor.is_floating_point() else tensor
-                        )
-                save_file(tensors, str(tmp / item.name), metadata=metadata)
-                del tensors
-            elif item.name == "config.json":
-                config = json.loads(item.read_text())
-                config["dtype"] = dtype
-                (tmp / item.name).write_text(json.dumps(config, indent=2) + "\n")
-            elif item.is_file() and item.name != _DONE_MARKER:
-                shutil.copy2(item, tmp / item.name)
-        meta = json.loads((base / _DONE_MARKER).read_text())
-        (tmp / _DONE_MARKER).write_text(json.dumps({**meta, "dtype": dtype}, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if progress is not None:
-        progress(1, 1, f"{dtype} copy ready in {target}")
 
 
 @contextlib.contextmanager

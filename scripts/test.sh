@@ -10,8 +10,10 @@ stage "ruff"
 .venv/bin/ruff format --check .
 stage "mypy"
 .venv/bin/mypy
-stage "import graph"
+stage "import graph, code size, generated option docs"
 .venv/bin/python scripts/import_graph.py
+.venv/bin/python scripts/code_size.py
+.venv/bin/python scripts/option_docs.py --check
 stage "pytest"
 .venv/bin/pytest -q --durations=15
 if [ -x clients/vscode/scripts/test.sh ]; then
