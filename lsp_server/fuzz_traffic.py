@@ -27,6 +27,8 @@ _BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _units(ch: str, encoding: str) -> int:
+    """Position units of one character, written apart from :func:`lsp_server.text.units` on
+    purpose: the reference model must not share the server's code it checks."""
     if encoding == "utf-8":
         return len(ch.encode("utf-8"))
     if encoding == "utf-16":

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from lsp_server.completion_service import Outcome
+from lsp_server.completion_service import CompletionOutcome
 from lsp_server.feature import Feature, lsp
 from lsp_server.text import offset_at, units
 
@@ -102,12 +102,12 @@ class CompletionFeature(Feature):
         self.server.completions.cache.forget(params.text_document.uri)
         self.server.completions.prefetcher.forget(params.text_document.uri)
 
-    async def _complete(self, uri: str, position: types.Position) -> Outcome:
+    async def _complete(self, uri: str, position: types.Position) -> CompletionOutcome:
         return await self._complete_at(self._cursor(uri, position))
 
-    async def _complete_at(self, cursor: _Cursor | None) -> Outcome:
+    async def _complete_at(self, cursor: _Cursor | None) -> CompletionOutcome:
         if cursor is None:
-            return Outcome("", "error")
+            return CompletionOutcome("", "error")
         self.server.completions.prefetcher.cursor_moved(  # the request warms this block itself
             cursor.uri,
             cursor.text,
