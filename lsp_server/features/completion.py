@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from lsprotocol import types
@@ -21,17 +22,15 @@ from lsp_server.completion_service import CompletionOutcome
 from lsp_server.feature import Feature, lsp
 from lsp_server.text import offset_at, units
 
+if TYPE_CHECKING:
+    from lsp_server.completion_service import CompletionService
+    from lsp_server.server import CodeLlamaServer
+
 __all__ = ["CompletionFeature", "completion_items"]
 
 _WORD_END = re.compile(r"\w*$")
 
 logger = logging.getLogger(__name__)
-
-_ENCODINGS = {
-    types.PositionEncodingKind.Utf8: "utf-8",
-    types.PositionEncodingKind.Utf16: "utf-16",
-    types.PositionEncodingKind.Utf32: "utf-32",
-}
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,10 @@ class CompletionFeature(Feature):
     """Inline and list completions from the shared completion service."""
 
     name = "completion"
+
+    def __init__(self, server: CodeLlamaServer, completions: CompletionService) -> None:
+        super().__init__(server)
+        self.completions = completions
 
     @lsp(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -74,21 +77,21 @@ class CompletionFeature(Feature):
         # Be ready before the user asks: prefill the model's cache for this file (background).
         cursor = self._cursor(params.text_document.uri, types.Position(line=0, character=0))
         if cursor is not None:
-            self.server.completions.prefetcher.document_opened(
+            self.completions.prefetcher.document_opened(
                 cursor.uri, cursor.text, cursor.path, cursor.language, self.server.settings
             )
 
     def document_changed(self, params: types.DidChangeTextDocumentParams) -> None:
         # The running generation is for text that no longer exists: stop it now rather than
         # when the next request arrives (clients don't always send one).
-        self.server.completions.cancel(params.text_document.uri)
+        self.completions.cancel(params.text_document.uri)
         # An edit in another top-level block (the cursor moved there): prefill for it.
         changes = params.content_changes
         last = changes[-1] if changes else None
         if isinstance(last, types.TextDocumentContentChangePartial):
             cursor = self._cursor(params.text_document.uri, last.range.start)
             if cursor is not None:
-                self.server.completions.prefetcher.cursor_moved(
+                self.completions.prefetcher.cursor_moved(
                     cursor.uri,
                     cursor.text,
                     min(len(cursor.text), cursor.offset + len(last.text)),
@@ -98,9 +101,9 @@ class CompletionFeature(Feature):
                 )
 
     def document_closed(self, params: types.DidCloseTextDocumentParams) -> None:
-        self.server.completions.cancel(params.text_document.uri)
-        self.server.completions.cache.forget(params.text_document.uri)
-        self.server.completions.prefetcher.forget(params.text_document.uri)
+        self.completions.cancel(params.text_document.uri)
+        self.completions.cache.forget(params.text_document.uri)
+        self.completions.prefetcher.forget(params.text_document.uri)
 
     async def _complete(self, uri: str, position: types.Position) -> CompletionOutcome:
         return await self._complete_at(self._cursor(uri, position))
@@ -108,7 +111,7 @@ class CompletionFeature(Feature):
     async def _complete_at(self, cursor: _Cursor | None) -> CompletionOutcome:
         if cursor is None:
             return CompletionOutcome("", "error")
-        self.server.completions.prefetcher.cursor_moved(  # the request warms this block itself
+        self.completions.prefetcher.cursor_moved(  # the request warms this block itself
             cursor.uri,
             cursor.text,
             cursor.offset,
@@ -117,7 +120,7 @@ class CompletionFeature(Feature):
             self.server.settings,
             prefetch=False,
         )
-        outcome = await self.server.completions.complete(
+        outcome = await self.completions.complete(
             uri=cursor.uri,
             text=cursor.text,
             offset=cursor.offset,
@@ -137,7 +140,7 @@ class CompletionFeature(Feature):
         return outcome
 
     def _encoding(self) -> str:
-        return _ENCODINGS.get(self.server.workspace.position_encoding or "", "utf-16")  # type: ignore[call-overload]
+        return self.server.position_encoding
 
     def _cursor(self, uri: str, position: types.Position) -> _Cursor | None:
         document = self.server.workspace.text_documents.get(unquote(uri))
