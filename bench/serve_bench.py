@@ -97,6 +97,8 @@ async def measure(model: str, args: argparse.Namespace, workspace: Path) -> dict
     options = {"model": model, "debounceMs": 0, "maxNewTokens": args.max_new_tokens}
     if args.context_tokens:
         options["contextTokens"] = args.context_tokens
+    if args.dtype != "auto":
+        options["dtype"] = args.dtype
     async with CompletionClient(init_options=options, root=workspace) as client:
         started = time.perf_counter()
         report = await client.wait_ready(timeout=900)
@@ -150,6 +152,9 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--context-tokens", type=int, default=0, help="0: the server default")
+    parser.add_argument(
+        "--dtype", default="auto", help="the servers' dtype setting (auto: what they pick here)"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -14,6 +14,8 @@ stage "import graph, code size, generated option docs"
 .venv/bin/python scripts/import_graph.py
 .venv/bin/python scripts/code_size.py
 .venv/bin/python scripts/option_docs.py --check
+stage "llama.cpp engine for the engine-backend tests (built once per machine, cached)"
+bash scripts/build_llama_cpp.sh
 stage "pytest"
 .venv/bin/pytest -q --durations=15
 if [ -x clients/vscode/scripts/test.sh ]; then

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Build llama.cpp's OpenAI-compatible server (PyPI llama-cpp-python[server], MIT) once per
+# machine and install it into ./.venv, for `backend: llama.cpp` and the engine tests.
+#
+# llama-cpp-python ships only an sdist: pip compiles llama.cpp from source (7-9 min on a 2-core
+# box). The wheel is cached in ~/.cache/codellama-lsp/wheels/<key>/, keyed by the version, the
+# CMAKE_ARGS, the Python tag and (for -DGGML_NATIVE=ON, which tunes the code to this CPU) the CPU
+# flags, so a second run only installs (seconds).
+#
+# torch must stay exactly as pinned: the llama-cpp-python wheel goes in with --no-deps, its own
+# small runtime deps and the server extras with exact pins (none of them depends on torch; the
+# script checks torch's version before and after).
+#
+# Usage: scripts/build_llama_cpp.sh            build if needed, install
+#        CMAKE_ARGS="..." scripts/build_llama_cpp.sh
+#        LLAMA_CPP_WHEEL_CACHE=/path scripts/build_llama_cpp.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VERSION=0.3.36
+CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_NATIVE=ON"}
+PY=.venv/bin/python
+if [ ! -x "$PY" ]; then
+  echo "no .venv: run scripts/setup.sh first" >&2
+  exit 1
+fi
+# The runtime deps of llama-cpp-python and its [server] extra, resolved by pip next to torch 2.13
+# (pip install --dry-run "llama-cpp-python[server]==0.3.36", 2026-12-02).
+DEPS=(
+  "diskcache==5.6.3"
+  "fastapi==0.165.0"
+  "starlette==1.10.0"
+  "opentelemetry-api==1.45.2"
+  "pydantic-settings==2.16.3"
+  "python-dotenv==1.2.4"
+  "sse-starlette==3.7.0"
+  "starlette-context==0.3.6"
+  "uvicorn==0.54.0"
+)
+
+pip_q() {
+  "$PY" -m pip "$@" 2> >(grep -v "^WARNING: Location 'file://" >&2)
+}
+
+torch_version() {
+  "$PY" -c "import importlib.metadata as m; print(m.version('torch'))" 2>/dev/null || echo none
+}
+
+installed=$("$PY" -c "import importlib.metadata as m; print(m.version('llama_cpp_python'))" \
+  2>/dev/null || true)
+pytag=$("$PY" -c "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')")
+cpu=$( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | sha256sum | cut -c1-12)
+key=$(printf '%s|%s|%s|%s|%s' "$VERSION" "$CMAKE_ARGS" "$pytag" "$(uname -m)" "$cpu" \
+  | sha256sum | cut -c1-16)
+cache=${LLAMA_CPP_WHEEL_CACHE:-"$HOME/.cache/codellama-lsp/wheels"}/llama-cpp-python-$VERSION-$key
+stamp=.venv/.llama-cpp-$key
+if [ "$installed" = "$VERSION" ] && [ -f "$stamp" ]; then
+  echo "llama-cpp-python $VERSION already installed ($CMAKE_ARGS)"
+  exit 0
+fi
+
+wheel=$(ls "$cache"/llama_cpp_python-"$VERSION"-*.whl 2>/dev/null | head -n1 || true)
+if [ -z "$wheel" ]; then
+  echo "building llama-cpp-python $VERSION with CMAKE_ARGS=\"$CMAKE_ARGS\" (several minutes)…"
+  mkdir -p "$cache"
+  start=$(date +%s)
+  CMAKE_ARGS="$CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
+    pip_q wheel --no-deps --no-binary llama-cpp-python -w "$cache.tmp" \
+    "llama-cpp-python==$VERSION"
+  mv "$cache.tmp"/llama_cpp_python-*.whl "$cache"/
+  rmdir "$cache.tmp" 2>/dev/null || true
+  printf '%s\n' "$CMAKE_ARGS" > "$cache/CMAKE_ARGS"
+  echo "built in $(($(date +%s) - start)) s → $cache"
+  wheel=$(ls "$cache"/llama_cpp_python-"$VERSION"-*.whl | head -n1)
+fi
+
+before=$(torch_version)
+pip_q install -q --no-deps --force-reinstall "$wheel"
+pip_q install -q "${DEPS[@]}"
+after=$(torch_version)
+if [ "$before" != "$after" ]; then
+  echo "torch changed from $before to $after: restore it with pip install torch==$before" >&2
+  exit 1
+fi
+"$PY" -c "import llama_cpp, llama_cpp.server.app; print('llama_cpp', llama_cpp.__version__)"
+touch "$stamp"
+echo "installed llama-cpp-python $VERSION into .venv"
