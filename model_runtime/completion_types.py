@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from model_runtime.stops import wants_multiline
+
 __all__ = ["CompletionRequest", "CompletionResult"]
 
 
@@ -41,6 +43,12 @@ class CompletionRequest:
     prefix_line: int = 0
     """Line number in the file where ``prefix`` starts (0: at the file start). Prompt windows
     start at line numbers that are multiples of :func:`anchor_lines`, counted from the file start."""
+
+    def wants_multiline(self) -> bool:
+        """``multiline`` if the caller set it, else what the cursor's context suggests."""
+        if self.multiline is not None:
+            return self.multiline
+        return wants_multiline(self.prefix, self.suffix)
 
 
 @dataclass

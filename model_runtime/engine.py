@@ -48,7 +48,7 @@ from model_runtime.prompt_window import (
     budgeted_prompt,
     describe_prompt,
 )
-from model_runtime.stops import postprocess, truncate_completion, wants_multiline
+from model_runtime.stops import postprocess, truncate_completion
 from model_runtime.token_choice import HealedPicker, draft_tokens, heal_text
 
 if TYPE_CHECKING:
@@ -205,11 +205,7 @@ class Engine:
     ) -> CompletionResult:
         """Generate a completion; returns within one decode step after ``cancel`` is set."""
         started = time.perf_counter()
-        multiline = (
-            request.multiline
-            if request.multiline is not None
-            else wants_multiline(request.prefix, request.suffix)
-        )
+        multiline = request.wants_multiline()
         heal = self._heal_text(request.prefix)
         prompt = self._build_prompt(self._prompt_request(request, heal))
         ids = prompt.input_ids

@@ -56,7 +56,7 @@ from model_runtime.engine import CompletionRequest, CompletionResult, Engine
 from model_runtime.loaded import LoadedModel, ModelLoadError
 from model_runtime.openai_client import EngineUnavailable, OpenAIClient
 from model_runtime.prompt import DEFAULT_CONTEXT_TOKENS
-from model_runtime.stops import postprocess, truncate_completion, wants_multiline
+from model_runtime.stops import postprocess, truncate_completion
 
 if TYPE_CHECKING:
     from model_runtime.openai_client import Endpoint
@@ -254,11 +254,7 @@ class OpenAIEngine(Engine):
     ) -> RemoteResult:
         """Stream a completion; returns within milliseconds after ``cancel`` is set."""
         started = time.perf_counter()
-        multiline = (
-            request.multiline
-            if request.multiline is not None
-            else wants_multiline(request.prefix, request.suffix)
-        )
+        multiline = request.wants_multiline()
         ids = self._build_prompt(request).input_ids
         result = RemoteResult(
             text="", tokens=0, latency_s=0.0, cancelled=False, prompt_tokens=len(ids),
