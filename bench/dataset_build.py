@@ -1,6 +1,6 @@
 """Full-build throughput of the dataset (MB of source per second).
 
-    .venv/bin/python bench/dataset_build.py
+    .venv/bin/python bench/dataset_build.py [WORKERS ...]     (default: 1 2)
 
 Baseline measured in the same run: reading and sha256-hashing every file of the same tree
 (the I/O floor of any build). Goal: >= 10 MB/s.
@@ -8,6 +8,7 @@ Baseline measured in the same run: reading and sha256-hashing every file of the 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import resource
@@ -73,9 +74,15 @@ def bench(name: str, root: Path, workers: int) -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "workers", nargs="*", type=int, default=[1, 2], help="worker counts to run (default: 1 2)"
+    )
+    args = parser.parse_args()
+    if any(w < 1 for w in args.workers):
+        parser.error("worker counts must be >= 1")
     print(f"load average before: {os.getloadavg()}")
-    workers = [int(w) for w in sys.argv[1:]] or [1, 2]
-    for w in workers:
+    for w in args.workers:
         bench("generated 10k-file tree", generated_tree(10_000), w)
         bench("python stdlib copy", stdlib_copy(), w)
     print(f"load average after: {os.getloadavg()}")

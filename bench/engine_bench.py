@@ -105,8 +105,9 @@ def _direct_figure(loaded: Any, samples: int, n: int) -> None:
 
     median = statistics.median
     request = CompletionRequest("shapes.py", SAMPLE_PREFIX, SAMPLE_SUFFIX, max_new_tokens=n)
-    engine = Engine(loaded, kv_reuse=False)
-    prompt = engine.prompt_for(request)  # the ids complete() prefills (whitespace healed)
+    # No token healing: generate() continues the plain prompt, so both produce exactly n tokens.
+    engine = Engine(loaded, kv_reuse=False, token_healing=False)
+    prompt = engine.prompt_for(request)  # the ids complete() prefills
     engine.complete(request)  # warm-up (first calls are slow)
     generate_latency(loaded, prompt.input_ids, n)
     gen_times, eng_times, tps = [], [], []

@@ -12,7 +12,8 @@ Figures, all measured in the same run:
    rewrite the whole function with a docstring. Latency, and how often the result is a valid edit
    that adds a docstring and leaves the code unchanged.
 
-    .venv/bin/python bench/refactor_bench.py [--listings 30] [--out bench/results/refactor.md]
+    .venv/bin/python bench/refactor_bench.py [--listings 30] [--functions 4]
+        [--out bench/results/refactor.md]
 """
 
 from __future__ import annotations
@@ -308,7 +309,17 @@ def main() -> int:
     parser.add_argument("--listings", type=int, default=30, help="listing requests per figure")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "refactor.md")
     parser.add_argument("--skip-inprocess", action="store_true", help="server figures only")
+    parser.add_argument(
+        "--functions",
+        type=int,
+        default=len(FUNCTIONS),
+        help=f"sample functions to refactor, 1-{len(FUNCTIONS)} (a smaller number: a quick run)",
+    )
     args = parser.parse_args()
+    if not 1 <= args.functions <= len(FUNCTIONS):
+        parser.error(f"--functions must be between 1 and {len(FUNCTIONS)}")
+    for name in list(FUNCTIONS)[args.functions :]:  # both figures read the same table
+        del FUNCTIONS[name]
     args.load = os.getloadavg()[0]
     server = asyncio.run(server_figures(args.listings))
     local = {} if args.skip_inprocess else inprocess_figures()
