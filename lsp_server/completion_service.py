@@ -33,6 +33,7 @@ from lsp_server.blocks import block_key
 from lsp_server.metrics import CompletionStats
 from lsp_server.model_host import LoadFailure, ModelHost
 from lsp_server.prefetch import PREFETCH_CHUNK, Prefetcher, open_cursor
+from lsp_server.remote_engine import failed_remotely
 from lsp_server.repo_snippets import RepoContextSource
 from lsp_server.settings import Settings
 from lsp_server.text import cursor_context, looks_binary
@@ -48,7 +49,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Source = Literal["model", "cache", "not-ready", "superseded", "binary", "error"]
+Source = Literal["model", "cache", "not-ready", "superseded", "binary", "error", "engine"]
+"""``engine``: a remote engine failed (down, slow, garbling; ``error`` says how) or cut the
+stream short: answered empty, never cached (the engine is asked again next time), not logged
+here (the engine logs one line per outage)."""
 CHARS_PER_TOKEN_BOUND = 8
 """Generous chars/token bound: the window handed to the prompt builder never starves it."""
 
@@ -200,6 +204,9 @@ class CompletionService:
         if result.cancelled:
             self.stats.cancelled += 1
             return CompletionOutcome("", "superseded", result)
+        if failed_remotely(result):
+            error = getattr(result, "error", "") or "the engine cut the stream short"
+            return CompletionOutcome("", "engine", result, error=error)
         self.stats.record(result.latency_s, result.tokens, result.tokens_per_s)
         self.stats.record_prompt(result.prompt_tokens, result.reused_tokens)
         self.prefetcher.model_answered(result)

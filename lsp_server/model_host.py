@@ -8,6 +8,17 @@ server answer ``initialize`` before torch is loaded.
 Failures a user can fix (bad model path, missing bundled package, out of memory) become a
 :class:`LoadFailure` whose message says what to do; the host then stays in ``failed`` state and
 completions answer empty until a new ``model``/``adapter`` setting triggers another load.
+
+Setting ``backend``: ``inprocess`` loads the weights here; ``llama.cpp`` and ``openai`` make a
+remote engine (:mod:`lsp_server.remote_engine`). The host owns the managed llama.cpp server:
+it is stopped when another load replaces it, when its load fails and by :meth:`ModelHost.close`
+(server shutdown / exit), and started again when it died on its own. An unreachable engine never fails a load: the host is ``ready``,
+completions answer empty and ``error`` says why until the engine answers again.
+
+Size: one class, the engine's lifecycle (load, adapter swap and its recovery, configure, warm
+up, close) over three backends; all of it shares the same state (engine, managed server,
+served adapter, load generation). What differs per backend is built in
+:mod:`lsp_server.remote_engine`.
 """
 
 from __future__ import annotations
@@ -27,12 +38,16 @@ from lsp_server.worker import ModelWorker
 
 if TYPE_CHECKING:
     from model_runtime.engine import CompletionRequest, CompletionResult, Engine
+    from model_runtime.llama_server import LlamaServer
     from model_runtime.spec import ProgressFn
 
 __all__ = ["LoadFailure", "LoadState", "ModelHost", "ModelKey"]
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
+
+REVIVE_INTERVAL_S = 30.0
+"""Least time between two restarts of a managed llama.cpp server that died."""
 
 
 class LoadState(enum.StrEnum):
@@ -50,23 +65,37 @@ class LoadFailure(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelKey:
-    """The settings that require a full reload when they change (adapter alone hot-swaps)."""
+    """The settings that require a full reload when they change (adapter alone hot-swaps).
+
+    Only what the backend uses: device, dtype and quantize are the engine's business on a
+    remote backend, and endpoint, engine model and key variable matter only for ``openai``.
+    """
 
     model: str
     device: str
     dtype: str
     trust_remote_code: bool
     quantize: str = "auto"
+    backend: str = "inprocess"
+    endpoint: str = ""
+    engine_model: str = ""
+    api_key_env: str = ""
 
     @classmethod
     def of(cls, settings: Settings) -> ModelKey:
         """The reload-relevant part of ``settings``."""
+        local = settings.backend == "inprocess"
+        remote = settings.backend == "openai"
         return cls(
             settings.model,
-            settings.device,
-            settings.dtype,
+            settings.device if local else "",
+            settings.dtype if local else "",
             settings.trust_remote_code,
-            settings.quantize,
+            settings.quantize if local else "",
+            settings.backend,
+            settings.endpoint if remote else "",
+            settings.engine_model if remote else "",
+            settings.api_key_env if remote else "",
         )
 
 
@@ -104,7 +133,15 @@ class ModelHost:
         self.info: dict[str, Any] = {}
         """model id, device, dtype, template, adapter of the served model (for status)."""
         self.load_seconds: float | None = None
+        self.backend = "inprocess"
+        """The backend of the engine loaded last (``inprocess``, ``llama.cpp``, ``openai``)."""
         self._engine: Engine | None = None
+        self._server: LlamaServer | None = None
+        """The managed llama.cpp server (backend ``llama.cpp``), stopped with its engine."""
+        self._closed = False
+        self._adapter_failure: str | None = None
+        self._revive_after = 0.0
+        """When the managed server may be restarted again after it died (monotonic seconds)."""
         self._generation = 0
         self._lock = threading.Lock()
 
@@ -112,6 +149,33 @@ class ModelHost:
     def ready(self) -> bool:
         """True when completions can be served."""
         return self.state is LoadState.READY and self._engine is not None
+
+    @property
+    def remote(self) -> bool:
+        """Whether the engine generates outside this process (backend ``llama.cpp``/``openai``)."""
+        return self.backend != "inprocess"
+
+    @property
+    def background_prefill(self) -> bool:
+        """Whether background prefills and speculations may run (prefetch): not on an engine
+        with one slot, where they would delay the user's request (llama-cpp-python)."""
+        return bool(getattr(self._engine, "supports_background_prefill", True))
+
+    def close(self) -> None:
+        """Stop the managed engine process, if any (server shutdown / exit). Idempotent, any
+        thread; a load still running fails, later loads refuse to start a server."""
+        self._closed = True
+        server, self._server = self._server, None
+        if server is not None:
+            logger.info("stopping the llama.cpp server (pid %s)", server.pid)
+            server.stop()
+
+    def _release_engine(self) -> None:
+        """Drop the engine before another full load, and stop the server it talked to."""
+        self._engine = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -147,9 +211,10 @@ class ModelHost:
                     if generation == self._generation:
                         self.state = LoadState.READY
                 raise LoadFailure(f"{message} (serving: {served or 'the base model'})") from exc
+        self._adapter_failure = None
         try:
             if self._engine is None or key != self.key:
-                self._engine = None  # free the old model before loading the new one
+                self._release_engine()  # free the old model before loading the new one
                 self._full_load(settings, report)
             self._configure_engine(settings)
             report(4, 5, "warming up")
@@ -162,6 +227,8 @@ class ModelHost:
                     self.key, self.adapter, self.info = None, None, {}
                 if generation == self._generation:
                     self.state, self.error = LoadState.FAILED, message
+            if self._engine is None:
+                self._release_engine()  # a server started for this load stops with it
             raise LoadFailure(message) from exc
         with self._lock:
             self.key = key
@@ -171,8 +238,14 @@ class ModelHost:
             if generation == self._generation:
                 self.state = LoadState.READY
         report(5, 5, "ready")
+        if self._adapter_failure is not None:  # remote backend: the base model is served
+            raise LoadFailure(f"{self._adapter_failure} (serving: the base model)")
 
     def _full_load(self, settings: Settings, report: ProgressFn) -> None:
+        self.backend = settings.backend
+        if self.remote:
+            self._open_remote(settings, report)
+            return
         report(0, 5, "importing torch and transformers")
         from model_runtime.loader import load_model
         from model_runtime.spec import default_model
@@ -197,6 +270,59 @@ class ModelHost:
 
         self._engine = Engine(loaded)
 
+    def _open_remote(self, settings: Settings, report: ProgressFn) -> None:
+        """Backend ``llama.cpp`` / ``openai``: the engine, then the ``adapter`` setting through
+        ``engine.set_adapter`` (a failure keeps the base model served and is reported)."""
+        from lsp_server.remote_engine import open_backend
+        from model_runtime.loaded import ModelLoadError
+
+        if self._closed:
+            raise ModelLoadError("the language server is shutting down")
+
+        def keep(server: LlamaServer) -> None:
+            self._server = server
+
+        backend = open_backend(settings, report, keep)
+        if self._closed:
+            self._release_engine()
+            raise ModelLoadError("the language server is shutting down")
+        self._engine = backend.engine
+        self.info = {**_describe(backend.engine.loaded), **backend.info}
+        if settings.adapter:
+            report(3, 5, f"loading adapter {settings.adapter} into the engine")
+            try:
+                backend.engine.set_adapter(settings.adapter)
+            except BaseException as exc:
+                self._adapter_failure = _user_message(f"adapter '{settings.adapter}'", exc)
+                logger.warning("adapter failed: %s", self._adapter_failure, exc_info=True)
+                self._revive_server(None)
+            self.info = {**self.info, **_describe(backend.engine.loaded)}
+
+    def _revive_server(self, adapter: str | None) -> None:
+        """After a failed adapter load: start the managed server again if the failure left it
+        stopped (llama-cpp-python loads a LoRA only at start-up, so a swap restarts it)."""
+        server, engine = self._server, self._engine
+        if server is None or engine is None or server.pid is not None or self._closed:
+            return
+        loader = getattr(engine, "adapter_loader", None)
+        try:
+            loader(adapter) if loader is not None else server.start()
+        except BaseException:
+            logger.error("could not restart the llama.cpp server", exc_info=True)
+
+    def _keep_server_alive(self) -> None:
+        """The managed server died (crash, killed): start it again, same port and adapter, at
+        most once per :data:`REVIVE_INTERVAL_S` (a server that cannot start costs no more)."""
+        server = self._server
+        if server is None or server.pid is not None or self._closed:
+            return
+        now = time.monotonic()
+        if now < self._revive_after:
+            return
+        self._revive_after = now + REVIVE_INTERVAL_S
+        logger.warning("the llama.cpp server is gone; starting it again")
+        self._revive_server(self.adapter)
+
     def _swap_adapter(self, adapter: str | None, report: ProgressFn) -> None:
         assert self._engine is not None
         if _same_path(adapter, self.adapter):
@@ -214,6 +340,7 @@ class ModelHost:
                 self._engine.set_adapter(previous)
             except BaseException:
                 logger.error("could not restore adapter %s", previous, exc_info=True)
+        self._revive_server(self._engine.loaded.adapter)
         served: str | None = self._engine.loaded.adapter
         self.adapter = served
         self.info = {**self.info, **_describe(self._engine.loaded)}
@@ -224,6 +351,9 @@ class ModelHost:
         from model_runtime.engine import Engine
 
         assert self._engine is not None
+        if self.remote:
+            self._configure_remote(settings)
+            return
         wanted = (settings.context_tokens, settings.prompt_lookup)
         if self.info.get("_engine_settings") != wanted:
             self._engine = Engine(
@@ -234,15 +364,32 @@ class ModelHost:
             )
             self.info["_engine_settings"] = wanted
 
+    def _configure_remote(self, settings: Settings) -> None:
+        """A remote engine's prompt budget (prompt lookup is the engine's own business)."""
+        from model_runtime.openai_engine import OpenAIEngine
+
+        engine = self._engine
+        assert isinstance(engine, OpenAIEngine)
+        if self.info.get("_engine_settings") != (settings.context_tokens,):
+            self._engine = engine.reconfigured(context_tokens=settings.context_tokens)
+            self.info["_engine_settings"] = (settings.context_tokens,)
+
     def _warm_up(self) -> None:
-        """One tiny generation: the first call is much slower than later ones."""
+        """One tiny generation: the first call is much slower than later ones.
+
+        A remote engine that does not answer (down, slow, garbling) does not fail the load:
+        its one-line reason (logged once by the engine) becomes :attr:`error` and the host is
+        ready all the same, so completions are asked again, and answer, once it is back.
+        """
         from model_runtime.engine import CompletionRequest
 
         assert self._engine is not None
-        self._engine.complete(
+        result = self._engine.complete(
             CompletionRequest("warmup.py", "def main():\n    ", "", max_new_tokens=2)
         )
         self._engine.reset_cache()
+        if error := getattr(result, "error", ""):
+            self.error = f"{error}; completions are empty until the engine answers"
 
     def reconfigure(self, settings: Settings) -> Future[None]:
         """Apply engine-level settings (context, prompt lookup) without reloading weights."""
@@ -281,6 +428,7 @@ class ModelHost:
             engine = self._engine
             if engine is None or self.state is not LoadState.READY:
                 raise LoadFailure(self.error or f"the model is {self.state.value}")
+            self._keep_server_alive()
             return fn(engine)
 
         return self.worker.submit(job, cancel=cancel, name=name, background=background)
@@ -291,14 +439,33 @@ class ModelHost:
         engine = self._engine
         return {
             "state": self.state.value,
-            "error": self.error,
+            "error": self._error_now(engine),
             **info,
+            "backend": self.backend,
+            **({"engine": self._engine_status(engine)} if self.remote and engine else {}),
             "loadSeconds": round(self.load_seconds, 2) if self.load_seconds else None,
             "busy": self.worker.busy,
             "currentJob": self.worker.current_job,
             # Read live (a list's length; the worker extends it pass by pass during a prefill).
             "cachedTokens": engine.cached_tokens if engine is not None else 0,
         }
+
+    def _error_now(self, engine: Engine | None) -> str | None:
+        """``error``; for a ready remote engine its live health (``None`` once it answers)."""
+        if self.remote and engine is not None and self.state is LoadState.READY:
+            last: str | None = getattr(engine, "last_error", None)
+            return f"{last}; completions are empty until the engine answers" if last else None
+        return self.error
+
+    def _engine_status(self, engine: Engine) -> dict[str, Any]:
+        """The remote engine's status (endpoint, model, flavor, adapter, health, counters;
+        never the key), plus the managed server's pid and log."""
+        status: dict[str, Any] = engine.status() if hasattr(engine, "status") else {}
+        status["backend"] = self.backend
+        if (server := self._server) is not None:
+            status["serverPid"] = server.pid
+            status["serverLog"] = str(server.log_path) if server.log_path else None
+        return status
 
 
 def _same_path(a: str | None, b: str | None) -> bool:

@@ -95,7 +95,13 @@ class ModelService:
             progress.end("cancelled")
             raise
         info = self.host.info
-        progress.end(f"ready: {info.get('model')} on {info.get('device')} ({info.get('dtype')})")
+        if self.host.remote:
+            engine = self.host.status().get("engine", {})
+            where = f"the {self.host.backend} engine at {engine.get('endpoint')}"
+            progress.end(f"ready: {info.get('model')} through {where}")
+        else:
+            where = f"{info.get('device')} ({info.get('dtype')})"
+            progress.end(f"ready: {info.get('model')} on {where}")
         return True
 
     async def use_adapter(self, path: str | None) -> dict[str, Any]:

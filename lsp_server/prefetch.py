@@ -6,7 +6,10 @@ cache as a *background* worker job; once a suggestion is shown, the completion t
 follow its acceptance is computed in the background and stored in the typed-through cache as a
 speculative entry, so Tab-accepting a chain of suggestions never waits for the model.
 Background jobs run only when no real request is queued and any real request pre-empts them
-within one decoder layer (a cancelled prefill keeps the passes that completed).
+within one decoder layer (a cancelled prefill keeps the passes that completed). Off on an
+engine that cannot be pre-empted so (``ModelHost.background_prefill``: llama-cpp-python's
+server has one slot and evaluates a prompt to its end); a speculation the engine failed is not
+cached.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from lsp_server.blocks import block_key
 from lsp_server.metrics import PrefetchStats
 from lsp_server.model_host import LoadFailure
+from lsp_server.remote_engine import failed_remotely
 from lsp_server.settings import Settings
 from lsp_server.text import looks_binary
 
@@ -197,8 +201,10 @@ class Prefetcher:
     # -- jobs -------------------------------------------------------------------------------
 
     def _start(self, job: _Background) -> None:
-        settings = job.settings
-        if not settings.prefetch or not self.service.host.ready or looks_binary(job.text):
+        settings, host = job.settings, self.service.host
+        if not settings.prefetch or not host.ready or looks_binary(job.text):
+            return
+        if not host.background_prefill:  # one engine slot (llama-cpp-python): never block it
             return
         old = self._jobs.get(job.kind)
         if old is not None:
@@ -277,7 +283,7 @@ class Prefetcher:
 
         future = self.service.host.run(speculate, cancel=cancel, name="speculate", background=True)
         outcome = await asyncio.wrap_future(future)
-        if not outcome.cancelled:
+        if not outcome.cancelled and not failed_remotely(outcome):  # asked again next time
             self.service.cache.put(job.uri, job.text, job.offset, outcome.text, speculative=True)
         return outcome.cancelled
 

@@ -215,6 +215,7 @@ class CodeLlamaServer(LanguageServer):
         except (KeyboardInterrupt, SystemExit):
             pass
         finally:
+            self.host.close()  # no engine process outlives us (also without LSP shutdown)
             self.shutdown()
 
     async def serve(self, reader: FrameReader) -> None:

@@ -4,14 +4,18 @@ Settings arrive as ``initializationOptions`` and as the ``codellama`` section of
 ``workspace/configuration`` (VS Code ``settings.json``, Neovim ``settings = {codellama = ...}``).
 :func:`parse_settings` never raises: each invalid value is replaced by its default and reported
 as a :class:`SettingError` naming the setting and saying why, so the server can tell the user
-and carry on.
+and carry on. A combination that cannot work (backend ``openai`` without an ``endpoint``) is
+reported and kept as it is: nothing is served until it is fixed (falling back to in-process
+would load the tokenizer's model on this machine, maybe a 7B one). A value that may hold a
+secret (``apiKeyEnv`` set to a key, credentials in ``endpoint``) is never echoed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -34,6 +38,7 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Quantize = Literal["auto", "none", "int8", "int4"]
 LogLevel = Literal["error", "warning", "info", "debug"]
+Backend = Literal["inprocess", "llama.cpp", "openai"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +78,28 @@ class Settings:
         False,
         "Allow model repositories to run their own Python code when loading (off unless you "
         "trust it).",
+    )
+    backend: Backend = option(  # noqa: RUF009 (immutable: a Literal string)
+        "inprocess",
+        "Where the tokens come from: `inprocess` (transformers in the server), `llama.cpp` (a "
+        "llama.cpp server the language server starts and owns on 127.0.0.1, serving the GGUF "
+        "of `model`: a bundled model or a `.gguf` file; needs scripts/build_llama_cpp.sh) or "
+        "`openai` (an OpenAI-compatible engine at `endpoint`, e.g. vLLM; `model` then names the "
+        "served weights' tokenizer). Prompts, stop rules and the cache are ours either way.",
+    )
+    endpoint: str = option(
+        "",
+        "Base URL of the engine for backend `openai` (`http://gpu-box:8000`); no credentials "
+        "in it (see `apiKeyEnv`).",
+    )
+    engine_model: str = option(
+        "", "Model name the `openai` engine serves; empty: the engine's first model."
+    )
+    api_key_env: str = option(
+        "",
+        "Name of the environment variable holding the `openai` engine's API key (the key "
+        "itself never goes in settings, logs or status; it is sent only to `endpoint`); empty: "
+        "no key.",
     )
     max_new_tokens: int = option(
         64, "Upper bound on generated tokens per completion.", minimum=1, maximum=4096
@@ -194,6 +221,8 @@ def _convert(name: str, annotation: Any, value: Any) -> Any:
         raise ValueError("must not contain a NUL character")
     if isinstance(result, str) and name in {"adapter", "log_file", "refactor_model", "state_dir"}:
         result = result.strip() or None
+    if isinstance(result, str) and name in _CHECKS:
+        result = _CHECKS[name](result)
     if isinstance(result, str) and name in _PATHS:
         try:
             Path(result).expanduser()
@@ -204,6 +233,60 @@ def _convert(name: str, annotation: Any, value: Any) -> Any:
 
 _PATHS = {"adapter", "log_file", "state_dir"}
 """Settings that are local paths (``~`` is expanded)."""
+
+
+class _Hidden(ValueError):
+    """A rejected value that may hold a secret (a pasted key, a password in a URL): the error
+    names the setting and the reason, never the value."""
+
+
+def _endpoint(value: str) -> str:
+    from model_runtime.openai_client import Endpoint  # stdlib only, no torch
+
+    value = value.strip()
+    if value:
+        try:
+            Endpoint.parse(value)  # ValueError naming the problem (scheme, host, credentials)
+        except ValueError as exc:
+            if "credentials" in str(exc):
+                raise _Hidden(str(exc)) from None
+            raise
+    return value
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: str) -> str:
+    value = value.strip()
+    if value and not _ENV_NAME.fullmatch(value):
+        raise _Hidden(
+            "must be the NAME of an environment variable holding the key (letters, digits, "
+            "_), not the key itself"
+        )
+    return value
+
+
+_CHECKS: dict[str, Callable[[str], str]] = {
+    "endpoint": _endpoint,
+    "engine_model": str.strip,
+    "api_key_env": _env_name,
+}
+"""Per-setting checks and normalisation of string values (``ValueError`` says why)."""
+
+
+def _combination_errors(settings: Settings) -> list[SettingError]:
+    """Rules across settings (each value alone is valid): reported, the values are kept."""
+    if settings.backend == "openai" and not settings.endpoint:
+        return [
+            SettingError(
+                "endpoint",
+                settings.endpoint,
+                "backend 'openai' needs the engine's base URL (e.g. http://127.0.0.1:8080); "
+                "nothing is served until it is set",
+            )
+        ]
+    return []
 
 
 def _reason(exc: BaseException) -> str:
@@ -252,8 +335,10 @@ def parse_settings(
         try:
             values[field.name] = _convert(field.name, _annotation(field), value)
         except ValueError as exc:
-            errors.append(SettingError(key, value, str(exc)))
-    return dataclasses.replace(base, **values), errors
+            shown = "<hidden>" if isinstance(exc, _Hidden) else value
+            errors.append(SettingError(key, shown, str(exc)))
+    settings = dataclasses.replace(base, **values)
+    return settings, errors + _combination_errors(settings)
 
 
 def _annotation(field: dataclasses.Field[Any]) -> Any:

@@ -254,6 +254,7 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
         await _hook(server, "shutdown")
         server.completions.cancel_all()
         server.worker.stop()
+        await asyncio.to_thread(server.host.close)  # the managed llama.cpp server, if any
 
     @server.feature(types.EXIT)
     def exit_(params: Any) -> None:

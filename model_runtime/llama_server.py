@@ -15,11 +15,17 @@ transformers conversion, the engine's Q4_K_M weights.
   ``PR_SET_PDEATHSIG`` it does not fire when merely the *thread* that started it ends.
 - **LoRA**: llama-cpp-python loads one LoRA GGUF at start-up (``--lora_path``), with no
   run-time adapter API; :meth:`restart` with ``lora=`` starts it again with the adapter (a few
-  seconds for the 0.5B model). Converting a PEFT adapter to a LoRA GGUF is llama.cpp's
-  ``convert_lora_to_gguf.py`` (shipped in the llama-cpp-python sdist, not in the wheel).
+  seconds for the 0.5B model). ``engine.set_adapter(<PEFT adapter dir>)`` converts the adapter
+  first with llama.cpp's ``convert_lora_to_gguf.py`` (:func:`model_runtime.gguf_lora.
+  convert_adapter`, cached by content), for the base named by ``base_config`` (default: the
+  bundled model whose GGUF this is, else the GGUF's own metadata). A conversion or restart that
+  fails leaves the previous adapter served.
 
 Its stdout/stderr go to ``log_path`` (with ``verbose``, llama.cpp's per-request timings and
 prefix-cache lines: what the engine-side measurements read).
+
+Size: one class owning the child process (start, readiness, restart with an adapter, the kill
+paths) plus :func:`tokens_after_cancel`, the engine-side cancel probe that reads its log.
 """
 
 from __future__ import annotations
@@ -101,7 +107,10 @@ class LlamaServer:
     ``n_threads``: decode threads (default: every CPU; llama-cpp-python's own default is
     half). ``n_ctx``: context window (our prompts are ≤ 1536 + 64 tokens by default).
     ``alias``: the model name it serves (requests name it). ``extra_args``: more
-    ``--name value`` flags of ``python -m llama_cpp.server --help``.
+    ``--name value`` flags of ``python -m llama_cpp.server --help``. ``base_config``: the base
+    model PEFT adapters are converted for (a ``bundled:<name>`` spec, a directory with
+    ``config.json`` or a GGUF; ``None``: derived from ``gguf``). ``last_convert_s`` /
+    ``last_restart_s``: how long the last adapter conversion / restart took.
     """
 
     def __init__(
@@ -119,8 +128,12 @@ class LlamaServer:
         startup_timeout_s: float = 120.0,
         python: str = sys.executable,
         extra_args: tuple[str, ...] = (),
+        base_config: str | os.PathLike[str] | None = None,
     ) -> None:
         self.gguf = Path(gguf)
+        self.base_config = base_config
+        self.last_convert_s: float | None = None
+        self.last_restart_s: float | None = None
         self.lora = Path(lora) if lora is not None else None
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
@@ -181,7 +194,8 @@ class LlamaServer:
                 raise LlamaServerError(f"GGUF {self.gguf} does not exist")
             if self.lora is not None and not self.lora.is_file():
                 raise LlamaServerError(f"LoRA GGUF {self.lora} does not exist")
-            self.port = self.requested_port or free_port(self.host)
+            # The same port across restarts: engines made by engine() keep its endpoint.
+            self.port = self.port or self.requested_port or free_port(self.host)
             self._open_log()
             env = {**os.environ, "API_KEY": self._token, "PYTHONSAFEPATH": "1"}
             self._proc = subprocess.Popen(
@@ -267,8 +281,8 @@ class LlamaServer:
     def engine(self, loaded: LoadedModel, **options: Any) -> OpenAIEngine:
         """An :class:`~model_runtime.openai_engine.OpenAIEngine` on this server.
 
-        ``set_adapter`` then restarts the server with the adapter as a LoRA GGUF (a path to a
-        ``.gguf`` file; a PEFT directory must be converted first, see the module docstring).
+        ``set_adapter`` then restarts the server with the adapter as a LoRA GGUF: a ``.gguf``
+        file as it is, a PEFT adapter directory converted first (see the module docstring).
         """
         from model_runtime.openai_engine import OpenAIEngine
 
@@ -284,17 +298,44 @@ class LlamaServer:
         return engine
 
     def _load_adapter(self, path: str | None) -> None:
+        from model_runtime.gguf_lora import LoraConversionError, convert_adapter
         from model_runtime.loaded import ModelLoadError
 
-        if path is not None and not path.endswith(".gguf"):
-            raise ModelLoadError(
-                f"the llama.cpp engine serves LoRA adapters as GGUF files; convert {path} "
-                "with llama.cpp's convert_lora_to_gguf.py first"
-            )
+        lora: Path | None = None
+        if path is not None and Path(path).is_dir():
+            started = time.monotonic()
+            try:
+                lora = convert_adapter(path, self._adapter_base())
+            except LoraConversionError as exc:
+                raise ModelLoadError(str(exc)) from None
+            self.last_convert_s = round(time.monotonic() - started, 2)
+        elif path is not None:
+            lora = Path(path)
+            if lora.suffix != ".gguf" or not lora.is_file():
+                raise ModelLoadError(
+                    f"adapter {path}: give a PEFT adapter directory or a LoRA .gguf file"
+                )
+        previous = self.lora
+        started = time.monotonic()
         try:
-            self.restart(lora=path)
+            self.restart(lora=lora)
         except LlamaServerError as exc:
+            with contextlib.suppress(LlamaServerError):
+                self.restart(lora=previous)  # keep serving what was served
             raise ModelLoadError(str(exc)) from None
+        self.last_restart_s = round(time.monotonic() - started, 2)
+
+    def _adapter_base(self) -> str | os.PathLike[str]:
+        """The base model adapters are converted for: ``base_config``, else the bundled model
+        whose GGUF is served, else the served GGUF itself."""
+        if self.base_config is not None:
+            return self.base_config
+        from model_runtime.spec import BUNDLED_MODELS
+
+        for model in BUNDLED_MODELS.values():
+            if self.gguf.name == model.gguf_name:
+                return model.spec
+        return self.gguf
 
     def log_tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of the child's log."""

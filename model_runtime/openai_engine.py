@@ -168,6 +168,12 @@ class OpenAIEngine(Engine):
         return self._resolved
 
     @property
+    def supports_background_prefill(self) -> bool:
+        """Whether a background prefill can run without delaying the user's next request:
+        not on llama-cpp-python's server (one slot; a prefill in progress is not interruptible)."""
+        return (self._resolved or self.flavor) != "llama-cpp-python"
+
+    @property
     def token_prompts(self) -> bool:
         """Whether prompts go as token ids (``False`` until the flavor is known)."""
         return self._resolved in TOKEN_PROMPT_FLAVORS
@@ -424,7 +430,8 @@ def remote_loaded(
     ``model``: the same spec as for in-process serving (``bundled:<name>``, a hub id or a
     local directory) naming the weights the engine serves, so prompts are built with the
     engine's own vocabulary. A bundled model's tokenizer is read from its converted checkpoint
-    when there is one, else straight from its GGUF (no weight conversion). ``tokenizer``:
+    when there is one, else straight from its GGUF (no weight conversion); so is that of a
+    ``model`` that is a path to a ``.gguf`` file. ``tokenizer``:
     use this one instead (tests).
     """
     from model_runtime.fim import detect_template
@@ -457,4 +464,8 @@ def _load_tokenizer(model: str, trust_remote_code: bool) -> Any:
             return AutoTokenizer.from_pretrained(str(converted))
         gguf = bundled_gguf_path(name)
         return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    path = os.path.expanduser(model)
+    if path.lower().endswith(".gguf") and os.path.isfile(path):  # the GGUF llama.cpp serves
+        directory, name = os.path.split(path)
+        return AutoTokenizer.from_pretrained(directory or ".", gguf_file=name)
     return AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)

@@ -11,6 +11,14 @@
 # small runtime deps and the server extras with exact pins (none of them depends on torch; the
 # script checks torch's version before and after).
 #
+# It also keeps llama.cpp's own PEFT → GGUF LoRA converter (convert_lora_to_gguf.py, the
+# convert_hf_to_gguf.py / conversion/ model definitions it imports and the vendored gguf-py),
+# which are in the sdist's vendor/llama.cpp/ but not in the wheel: the sdist is downloaded next to
+# the wheels (pip download, once), the converter files extracted into
+# <cache>/llama.cpp-convert-<version>/ and copied to .venv/share/llama.cpp-convert/
+# (model_runtime/gguf_lora.py runs it from there). Its Python needs (torch, transformers,
+# safetensors, numpy, pyyaml, requests, tqdm, sentencepiece) are all in the venv already.
+#
 # Usage: scripts/build_llama_cpp.sh            build if needed, install
 #        CMAKE_ARGS="..." scripts/build_llama_cpp.sh
 #        LLAMA_CPP_WHEEL_CACHE=/path scripts/build_llama_cpp.sh
@@ -53,8 +61,43 @@ key=$(printf '%s|%s|%s|%s|%s' "$VERSION" "$CMAKE_ARGS" "$pytag" "$(uname -m)" "$
   | sha256sum | cut -c1-16)
 cache=${LLAMA_CPP_WHEEL_CACHE:-"$HOME/.cache/codellama-lsp/wheels"}/llama-cpp-python-$VERSION-$key
 stamp=.venv/.llama-cpp-$key
+wheels_root=${LLAMA_CPP_WHEEL_CACHE:-"$HOME/.cache/codellama-lsp/wheels"}
+convert_cache=$wheels_root/llama.cpp-convert-$VERSION
+convert_dest=.venv/share/llama.cpp-convert
+convert_stamp=.venv/.llama-cpp-convert-$VERSION
+
+install_converter() {
+  # llama.cpp's LoRA converter from the sdist (cached), into the venv.
+  if [ ! -f "$convert_cache/convert_lora_to_gguf.py" ]; then
+    local sdist="$wheels_root/llama_cpp_python-$VERSION.tar.gz"
+    if [ ! -f "$sdist" ]; then
+      mkdir -p "$wheels_root"
+      pip_q download -q --no-deps --no-binary :all: -d "$wheels_root" "llama-cpp-python==$VERSION"
+    fi
+    local top="llama_cpp_python-$VERSION/vendor/llama.cpp"
+    rm -rf "$convert_cache.tmp"
+    mkdir -p "$convert_cache.tmp"
+    tar -xzf "$sdist" -C "$convert_cache.tmp" --strip-components=3 \
+      "$top/convert_lora_to_gguf.py" "$top/convert_hf_to_gguf.py" "$top/conversion" \
+      "$top/gguf-py/gguf" "$top/gguf-py/LICENSE" "$top/LICENSE"
+    rm -rf "$convert_cache"
+    mv "$convert_cache.tmp" "$convert_cache"
+    echo "kept llama.cpp's LoRA converter → $convert_cache"
+  fi
+  rm -rf "$convert_dest.tmp"
+  mkdir -p "$(dirname "$convert_dest")"
+  cp -r "$convert_cache" "$convert_dest.tmp"
+  rm -rf "$convert_dest"
+  mv "$convert_dest.tmp" "$convert_dest"
+  touch "$convert_stamp"
+  echo "installed llama.cpp's convert_lora_to_gguf.py into $convert_dest"
+}
+
 if [ "$installed" = "$VERSION" ] && [ -f "$stamp" ]; then
   echo "llama-cpp-python $VERSION already installed ($CMAKE_ARGS)"
+  if [ ! -f "$convert_stamp" ] || [ ! -f "$convert_dest/convert_lora_to_gguf.py" ]; then
+    install_converter
+  fi
   exit 0
 fi
 
@@ -82,5 +125,6 @@ if [ "$before" != "$after" ]; then
   exit 1
 fi
 "$PY" -c "import llama_cpp, llama_cpp.server.app; print('llama_cpp', llama_cpp.__version__)"
+install_converter
 touch "$stamp"
 echo "installed llama-cpp-python $VERSION into .venv"

@@ -75,14 +75,14 @@ def lua_settings() -> str:
 
 def help_settings() -> str:
     """The Neovim help's list of server settings: name, default, values (≤ 78 columns)."""
+    defaults = ['""' if o.default == "" else lua_default(o).replace("'", "") for o in SETTINGS]
+    width = max(8, 2 + max(map(len, defaults)))  # a long default ("inprocess") stays apart
     lines = []
-    for opt in SETTINGS:
-        default = lua_default(opt).replace("'", "")
-        default = '""' if opt.default == "" else default
+    for opt, default in zip(SETTINGS, defaults, strict=True):
         values = " | ".join(opt.values) if opt.values else ""
         if not values and opt.spec.minimum is not None and opt.spec.maximum is not None:
             values = f"{opt.spec.minimum:g}-{opt.spec.maximum:g}"
-        lines.append(f"  {camel(opt.name):<20}{default:<8}{values}".rstrip())
+        lines.append(f"  {camel(opt.name):<20}{default:<{width}}{values}".rstrip())
     return "\n".join(lines) + "\n"
 
 

@@ -31,7 +31,7 @@ GATE_METRICS: tuple[str, ...] = ("exact_match", "edit_similarity", "identifier_e
 
 _RUN, _DATA, _OPT, _LORA = "run", "data and FIM", "optimisation and budget", "LoRA"
 _EVAL, _RT = "evaluation and promotion gate", "model runtime"
-_SOURCE, _HOLES = "data and model", "evaluation"
+_SOURCE, _HOLES, _ENGINE = "data and model", "evaluation", "engine backend"
 
 
 @dataclass
@@ -292,9 +292,42 @@ class EvalConfig:
         "Repository name in the context prompts (default: the workspace folder's name).",
         group=_HOLES,
     )
+    context_tokens: int | None = option(
+        None,
+        "Prompt budget in tokens (unset: the server's default, 1536).",
+        group=_HOLES,
+        minimum=16,
+    )
+    token_healing: bool = option(
+        True,
+        "Token healing at the cursor, as the server does it (`inprocess` only: engines cannot; `--no-token-healing` compares backends on equal prompts).",
+        group=_HOLES,
+    )
+
+    backend: str = option(
+        "inprocess",
+        "Where the completions come from: `inprocess` (transformers), `llama.cpp` (a managed llama.cpp server on the bundled model's GGUF; adapters converted to GGUF LoRA) or `openai` (the OpenAI-compatible server at `--endpoint`).",
+        group=_ENGINE,
+        choices=("inprocess", "llama.cpp", "openai"),
+    )
+    endpoint: str | None = option(
+        None, "Base URL of the engine for `--backend openai`.", group=_ENGINE
+    )
+    engine_model: str = option(
+        "",
+        "Served model name for `--backend openai` (empty: the engine's first model).",
+        group=_ENGINE,
+    )
+    api_key_env: str | None = option(
+        None,
+        "Environment variable holding the engine's API key (`--backend openai`; never logged).",
+        group=_ENGINE,
+    )
 
     def __post_init__(self) -> None:
         options.check(self)
+        if self.backend == "openai" and not self.endpoint:
+            raise ValueError("--backend openai needs --endpoint URL")
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, skip: set[str] | None = None) -> None:

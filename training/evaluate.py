@@ -2,8 +2,13 @@
 
 Holes cut from the validation files (same stable split as training) are completed greedily by
 the runtime's :class:`~model_runtime.engine.Engine` — the same code path the server uses — and
-scored with exact match, edit similarity and identifier match.  :func:`gate` decides whether a
-new adapter may replace the one being served.
+scored with exact match, edit similarity and identifier match. ``--backend llama.cpp|openai``
+completes the same holes with the same prompts through an inference engine instead
+(:mod:`training.eval_backends`). :func:`gate` decides whether a new adapter may replace the
+one being served.
+
+Size: the scoring loop, the two-sided comparison with its time budget, the gate, the report and
+the ``codellama-eval`` command are one flow; the engines are in :mod:`training.eval_backends`.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ def evaluate_engine(
     on_hole: Callable[[int, int], None] | None = None,
     max_seconds: float | None = None,
     index: Any = None,
+    keep_predictions: bool = False,
 ) -> dict[str, Any]:
     """Score ``baseline_adapter`` (None: base model) then ``adapter`` on the same holes.
 
@@ -101,6 +107,7 @@ def evaluate_engine(
             on_hole=on_hole,
             max_seconds=max_seconds,
             index=index,
+            keep_predictions=keep_predictions,
         )
     finally:
         if engine.loaded.adapter != previous:
@@ -117,6 +124,7 @@ def _evaluate_sides(
     on_hole: Callable[[int, int], None] | None,
     max_seconds: float | None,
     index: Any = None,
+    keep_predictions: bool = False,
 ) -> dict[str, Any]:
     report: dict[str, Any] = {"holes": len(holes), "max_new_tokens": max_new_tokens}
     report["repo_context"] = index is not None
@@ -161,6 +169,11 @@ def _evaluate_sides(
         }
     else:
         new_preds = []
+    if keep_predictions:  # every answer, hole by hole (bench/engine_quality.py compares them)
+        report["predictions"] = {
+            "base": base_preds,
+            **({"adapter": new_preds} if new_preds else {}),
+        }
     report["samples"] = [
         {
             "path": h.path,
@@ -188,31 +201,45 @@ def evaluate_adapter(
     max_minutes: float | None = None,
     context_records: Sequence[dict[str, Any]] | None = None,
     repo_name: str = "",
+    backend: str = "inprocess",
+    engine_options: dict[str, Any] | None = None,
+    holes: Sequence[Hole] | None = None,
+    keep_predictions: bool = False,
 ) -> dict[str, Any]:
-    """Load the base model into an Engine and compare baseline vs ``adapter`` on the records.
+    """Compare baseline vs ``adapter`` on the records, with the engine ``backend`` names.
 
     ``on_hole(done, total)`` is called after each completed hole, over both sides;
     ``max_minutes`` bounds the scoring (see :func:`evaluate_engine`). ``context_records``:
     the dataset's records to draw repository context from (every file but the hole's own, as
     the server does); ``None`` evaluates without repository context. ``repo_name``: the name the
-    server gives the repository in those prompts (its workspace folder's name).
+    server gives the repository in those prompts (its workspace folder's name). ``backend`` and
+    ``engine_options``: see :func:`training.eval_backends.eval_engine` (in-process by
+    default). ``holes``: score exactly these instead of cutting them from ``validation``.
+    ``keep_predictions``: also return every answer (``report["predictions"]``).
     """
-    from model_runtime.engine import Engine
-    from model_runtime.loader import load_model
     from model_runtime.retrieval import index_records
+    from training.eval_backends import engine_errors, eval_engine
 
-    holes = make_holes(validation, max_holes=max_holes, seed=seed)
-    engine = Engine(load_model(base_model, device=device))
-    report = evaluate_engine(
-        engine,
-        holes,
-        adapter=adapter,
-        baseline_adapter=baseline_adapter,
-        max_new_tokens=max_new_tokens,
-        on_hole=on_hole,
-        max_seconds=None if max_minutes is None else 60.0 * max_minutes,
-        index=None if context_records is None else index_records(context_records, name=repo_name),
-    )
+    if holes is None:
+        holes = make_holes(validation, max_holes=max_holes, seed=seed)
+    options = {"device": device, **(engine_options or {})}
+    with eval_engine(base_model, backend=backend, **options) as engine:
+        report = evaluate_engine(
+            engine,
+            holes,
+            adapter=adapter,
+            baseline_adapter=baseline_adapter,
+            max_new_tokens=max_new_tokens,
+            on_hole=on_hole,
+            max_seconds=None if max_minutes is None else 60.0 * max_minutes,
+            index=None
+            if context_records is None
+            else index_records(context_records, name=repo_name),
+            keep_predictions=keep_predictions,
+        )
+        report.update(backend=backend, engine_errors=engine_errors(engine))
+        report["context_tokens"] = engine.context_tokens
+        report["token_healing"] = bool(getattr(engine, "token_healing", False))
     report.update(base_model=base_model, files=len(validation), seed=seed)
     return report
 
@@ -265,7 +292,14 @@ def report_markdown(report: dict[str, Any]) -> str:
         "",
         f"{report.get('holes', 0)} holes from {report.get('files', '?')} held-out files "
         f"(seed {report.get('seed', 0)}, greedy, max {report.get('max_new_tokens')} new tokens, "
-        f"repository context {'on' if report.get('repo_context') else 'off'}).",
+        f"repository context {'on' if report.get('repo_context') else 'off'}; backend "
+        f"{report.get('backend', 'inprocess')}"
+        + (
+            f", {report['engine_errors']} failed engine requests"
+            if report.get("engine_errors")
+            else ""
+        )
+        + ").",
         "",
         "| model | subset | n | " + " | ".join(c for c, _ in cols) + " |",
         "|---|---|---|" + "---|" * len(cols),
@@ -365,12 +399,25 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
             context_records=read_records(source) if cfg.repo_context else None,
             repo_name=cfg.repo_name or repo_name_for(source),
             on_hole=on_hole,
+            backend=cfg.backend,
+            engine_options=engine_options(cfg),
         )
     finally:
         bar.close()
     if cfg.adapter:
         report["gate"] = gate(report)
     return report
+
+
+def engine_options(cfg: EvalConfig) -> dict[str, Any]:
+    """The :func:`training.eval_backends.eval_engine` options of ``cfg`` (all but the backend)."""
+    return {
+        "context_tokens": cfg.context_tokens,
+        "token_healing": cfg.token_healing,
+        "endpoint": cfg.endpoint,
+        "engine_model": cfg.engine_model,
+        "api_key_env": cfg.api_key_env,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -382,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (cfg.dataset or cfg.workspace):
             parser.error("give --workspace DIR or --dataset FILE")
         report = run(cfg)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:  # user errors; engine / adapter load failures
         print(f"codellama-eval: {exc}", file=sys.stderr)
         return 1
     if args.output:

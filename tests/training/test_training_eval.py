@@ -155,3 +155,160 @@ def test_evaluate_engine_time_budget_scores_the_holes_both_sides_finished() -> N
     assert 0 < report["holes"] < 40
     assert report["base"]["all"]["n"] == report["adapter"]["all"]["n"] == report["holes"]
     assert engine.loaded.adapter is None
+
+
+# -- codellama-eval --backend ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--backend", "openai"], "--backend openai needs --endpoint URL"),
+        (["--backend", "llama.cpp"], "serves a bundled model's GGUF"),
+        (["--backend", "openai", "--endpoint", "ftp://x"], "endpoint"),
+    ],
+)
+def test_eval_backend_errors_are_one_line(
+    tiny_model: Path,
+    records_file: Path,
+    args: list[str],
+    error: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ["--dataset", str(records_file), "--base-model", str(tiny_model), "--all-files"]
+    assert main([*base, "--max-holes", "2", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("codellama-eval: ") and error in err, err
+
+
+def _fake_openai_engine(answer: str) -> Any:
+    """A stdlib OpenAI-compatible server streaming ``answer`` for every completion; it records
+    the requests and their Authorization headers."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[dict[str, Any], str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, body: bytes, kind: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            models = {"data": [{"id": "served", "owned_by": "vllm"}]}
+            self._send(json.dumps(models).encode(), "application/json")
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((body, self.headers.get("Authorization", "")))
+            events = [{"choices": [{"text": answer, "finish_reason": None}]}]
+            events.append({"choices": [{"text": "", "finish_reason": "stop"}]})
+            data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+            self._send(data.encode(), "text/event-stream")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.seen = seen  # type: ignore[attr-defined]
+    return server
+
+
+def test_eval_through_an_openai_engine_scores_the_same_holes(
+    tiny_model: Path,
+    records_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same holes and prompts as in process (token ids: a vLLM flavor), the key from env."""
+    from model_runtime.engine import Engine
+    from model_runtime.loader import load_model
+    from training.evaluate import validation_records
+    from training.holes import make_holes
+
+    fake = _fake_openai_engine("1")
+    monkeypatch.setenv("EVAL_TEST_KEY", "sk-eval-1")
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    args = [
+        "--dataset", str(records_file), "--base-model", str(tiny_model), "--all-files",
+        "--max-holes", "3", "--no-repo-context", "--context-tokens", "64", "--json",
+    ]  # fmt: skip
+    try:
+        code = main([*args, "--backend", "openai", "--endpoint", url,
+                     "--engine-model", "served", "--api-key-env", "EVAL_TEST_KEY"])  # fmt: skip
+    finally:
+        fake.shutdown()
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "openai" and report["engine_errors"] == 0
+    assert report["holes"] == 3 and "1" in [s["base"] for s in report["samples"]]
+    holes = make_holes(validation_records(str(records_file), all_files=True), max_holes=3)
+    local = Engine(
+        load_model(str(tiny_model), device="cpu"), context_tokens=64, token_healing=False
+    )
+    expected = [local.prompt_for(_request(h)).input_ids for h in holes]
+    assert [body["prompt"] for body, _ in fake.seen] == expected
+    assert {auth for _, auth in fake.seen} == {"Bearer sk-eval-1"}
+    assert {body["model"] for body, _ in fake.seen} == {"served"}
+
+
+def _request(hole: Any) -> Any:
+    from model_runtime.engine import CompletionRequest
+
+    block = hole.kind == "block"
+    return CompletionRequest(
+        path=hole.path, prefix=hole.prefix, suffix=hole.suffix,
+        max_new_tokens=48 * (2 if block else 1), multiline=block,
+    )  # fmt: skip
+
+
+def _random_qwen_lora(path: Path) -> Path:
+    """A PEFT LoRA file for Qwen2.5-Coder-0.5B's q/v projections (random A and B, no training)."""
+    import torch
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True)
+    generator = torch.Generator().manual_seed(0)
+    tensors = {}
+    for layer in range(24):
+        for module, out in (("q_proj", 896), ("v_proj", 128)):
+            name = f"base_model.model.model.layers.{layer}.self_attn.{module}"
+            tensors[f"{name}.lora_A.weight"] = 0.05 * torch.randn(4, 896, generator=generator)
+            tensors[f"{name}.lora_B.weight"] = 0.05 * torch.randn(out, 4, generator=generator)
+    save_file(tensors, str(path / "adapter_model.safetensors"))
+    config = {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 4, "lora_alpha": 8,
+        "target_modules": ["q_proj", "v_proj"], "base_model_name_or_path": "bundled",
+    }  # fmt: skip
+    (path / "adapter_config.json").write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.slow
+def test_eval_through_the_managed_llama_cpp_engine(
+    records_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """codellama-eval --backend llama.cpp: base then a PEFT adapter (converted, restarted)."""
+    from model_runtime.llama_server import llama_cpp_available
+
+    if not llama_cpp_available():
+        pytest.fail("llama-cpp-python[server] is not installed: run scripts/build_llama_cpp.sh")
+    adapter = _random_qwen_lora(tmp_path / "adapter")
+    code = main(
+        [
+            "--dataset", str(records_file), "--base-model", "bundled:qwen2.5-coder-0.5b",
+            "--all-files", "--max-holes", "3", "--max-new-tokens", "8", "--backend",
+            "llama.cpp", "--adapter", str(adapter), "--context-tokens", "256", "--json",
+        ]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["backend"] == "llama.cpp" and report["engine_errors"] == 0
+    assert report["holes"] == 3 and report["adapter"]["adapter"] == str(adapter)
+    assert report["token_healing"] is False and report["context_tokens"] == 256
+    assert any(s["base"].strip() for s in report["samples"])

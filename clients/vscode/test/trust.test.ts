@@ -14,8 +14,9 @@ const properties = manifest.contributes.configuration.properties;
 
 /** Settings through which a cloned repository's `.vscode/settings.json` could run code, read or
  * write files elsewhere, or choose what the model loads. */
-const DANGEROUS = ['serverCommand', 'serverEnv', 'trustRemoteCode', 'logFile', 'stateDir', 'model', 'adapter', 'refactorModel'];
-const MACHINE_ONLY = ['serverCommand', 'serverEnv', 'trustRemoteCode', 'logFile', 'stateDir'];
+const ENGINE = ['backend', 'endpoint', 'engineModel', 'apiKeyEnv']; // where code is sent, with whose key
+const DANGEROUS = ['serverCommand', 'serverEnv', 'trustRemoteCode', 'logFile', 'stateDir', 'model', 'adapter', 'refactorModel', ...ENGINE];
+const MACHINE_ONLY = ['serverCommand', 'serverEnv', 'trustRemoteCode', 'logFile', 'stateDir', ...ENGINE];
 
 describe('workspace trust (package.json)', () => {
     it('runs in Restricted Mode with limited support', () => {
