@@ -1,20 +1,21 @@
 """Completion quality through the llama.cpp engine vs in process: the same holes, the same prompts.
 
     .venv/bin/python bench/engine_quality.py [--package click] [--holes 100] \\
-        [--context-tokens 1536] [--no-repo-context] [--token-healing] [--adapter DIR] \\
+        [--context-tokens 1536] [--no-repo-context] [--no-token-healing] [--adapter DIR] \\
         [--json out.json]
     .venv/bin/python bench/engine_quality.py --holes 5 --context-tokens 256 \\
         --max-new-tokens 16 --no-repo-context                       # smoke run
 
-The holes are chosen exactly as ``bench/quality.py`` chooses them (its ``workspace_records``:
+The holes are chosen exactly as ``bench/quality.py`` chooses them (``bench/quality_holes.py``:
 an installed third-party package's source as a workspace dataset; the training split's held-out
 files; ``training.holes.make_holes``). Both rows go through ``codellama-eval``'s own code path,
 :func:`training.evaluate.evaluate_adapter` with ``backend="inprocess"`` then
 ``backend="llama.cpp"``: the bundled Qwen2.5-Coder-0.5B in process (its converted checkpoint,
 the loader's default dtype) vs llama.cpp serving the bundled Q4_K_M GGUF (a managed
 ``LlamaServer``), greedy, our prompts and stop rules on both sides, repository context from the
-same index. Token healing is off on both sides by default (an engine cannot heal;
-``--token-healing`` turns it on in process to see what it adds there).
+same index. Token healing is on for both sides by default, as the server does it (in process
+in the decode loop, llama.cpp through a grammar); ``--no-token-healing`` compares the unhealed
+prompts.
 
 Printed: EM, line EM, block EM, ES, empty answers and seconds per backend; then the EM
 difference llama.cpp − in-process (goal: within 1 point), how many answers are identical, and
@@ -46,20 +47,18 @@ BACKENDS = ("inprocess", "llama.cpp")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from quality_holes import add_hole_options
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--package", default="click")
-    parser.add_argument("--holes", type=int, default=100)
-    parser.add_argument("--val-fraction", type=float, default=0.25)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
+    add_hole_options(parser)
     parser.add_argument("--context-tokens", type=int, default=1536)
     parser.add_argument(
         "--repo-context", action=argparse.BooleanOptionalAction, default=True,
         help="snippets of the package's other files in the prompts (codellama-eval's default)",
     )  # fmt: skip
     parser.add_argument(
-        "--token-healing", action=argparse.BooleanOptionalAction, default=False,
-        help="token healing in process (the engine cannot: off keeps the prompts equal)",
+        "--token-healing", action=argparse.BooleanOptionalAction, default=True,
+        help="token healing on both sides, as the server does it (llama.cpp: a grammar)",
     )  # fmt: skip
     parser.add_argument("--adapter", default=None, help="also score this PEFT adapter")
     parser.add_argument("--json", default=None, help="write every figure and prediction here")
@@ -107,23 +106,17 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from quality import workspace_records
+    from quality_holes import describe_holes, held_out_holes
 
     from training.evaluate import evaluate_adapter
-    from training.holes import make_holes
-    from training.split import split_records
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-engine-quality-"))
     try:
-        _workspace, records = workspace_records(args.package, tmp)
-        split = split_records(records, val_fraction=args.val_fraction)
-        holes = make_holes(split.validation, max_holes=args.holes, seed=args.seed)
-        n_line = sum(h.kind == "line" for h in holes)
+        _workspace, records, split, holes = held_out_holes(args, tmp)
         print(
-            f"# {args.package}: {len(records)} records, held-out files "
-            f"{sorted(split.validation_paths)}; {len(holes)} holes ({n_line} line, "
-            f"{len(holes) - n_line} block); context {args.context_tokens} tokens, repo context "
-            f"{'on' if args.repo_context else 'off'}, token healing in process "
+            f"{describe_holes(args.package, records, split, holes)}; context "
+            f"{args.context_tokens} tokens, repo context "
+            f"{'on' if args.repo_context else 'off'}, token healing "
             f"{'on' if args.token_healing else 'off'}; load {os.getloadavg()[0]:.1f}",
             flush=True,
         )

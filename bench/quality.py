@@ -39,7 +39,6 @@ bf16 and fp32 greedy answers agree.
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import json
 import os
@@ -79,18 +78,6 @@ ROWS: dict[str, Row] = {
     "qwen-heal": Row(QWEN, heal=True),
     "qwen-repo": Row(QWEN, heal=True, repo_context=True),
 }
-
-
-def workspace_records(package: str, tmp: Path) -> tuple[Path, list[dict[str, Any]]]:
-    """Copy ``package``'s source into ``tmp`` and build its dataset; return (workspace, records)."""
-    from dataset import api
-
-    module = importlib.import_module(package)
-    source = Path(module.__file__ or "").parent
-    workspace = tmp / package
-    shutil.copytree(source, workspace, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    api.build(workspace)
-    return workspace, api.load_records(workspace)
 
 
 def engine_kwargs(row: Row) -> dict[str, Any]:
@@ -250,12 +237,10 @@ def finetune_row(
 
 
 def _parser() -> argparse.ArgumentParser:
+    from quality_holes import add_hole_options
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--package", default="click")
-    parser.add_argument("--holes", type=int, default=100)
-    parser.add_argument("--val-fraction", type=float, default=0.25)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
+    add_hole_options(parser)
     parser.add_argument("--rows", default="smollm2,qwen-fp32,qwen-auto,qwen-heal")
     parser.add_argument(
         "--finetune-minutes",
@@ -337,22 +322,16 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from training.holes import make_holes
-    from training.split import split_records
+    from quality_holes import describe_holes, held_out_holes
 
     names = [n.strip() for n in args.rows.split(",") if n.strip()]
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         raise SystemExit(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-quality-"))
-    workspace, records = workspace_records(args.package, tmp)
-    split = split_records(records, val_fraction=args.val_fraction)
-    holes = make_holes(split.validation, max_holes=args.holes, seed=args.seed)
-    n_line = sum(h.kind == "line" for h in holes)
+    workspace, records, split, holes = held_out_holes(args, tmp)
     print(
-        f"# {args.package}: {len(records)} records, held-out files "
-        f"{sorted(split.validation_paths)}; {len(holes)} holes ({n_line} line, "
-        f"{len(holes) - n_line} block); load {os.getloadavg()[0]:.1f}",
+        f"{describe_holes(args.package, records, split, holes)}; load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     index = None

@@ -12,8 +12,10 @@ completions answer empty until a new ``model``/``adapter`` setting triggers anot
 Setting ``backend``: ``inprocess`` loads the weights here; ``llama.cpp`` and ``openai`` make a
 remote engine (:mod:`lsp_server.remote_engine`). The host owns the managed llama.cpp server:
 it is stopped when another load replaces it, when its load fails and by :meth:`ModelHost.close`
-(server shutdown / exit), and started again when it died on its own. An unreachable engine never fails a load: the host is ``ready``,
-completions answer empty and ``error`` says why until the engine answers again.
+(server shutdown / exit), and started again (same port, same adapter) when it died on its own:
+before the next request, or at once when it died under a request, which is then sent again.
+An unreachable engine never fails a load: the host is ``ready``, completions answer empty and
+``error`` says why until the engine answers again.
 
 Size: one class, the engine's lifecycle (load, adapter swap and its recovery, configure, warm
 up, close) over three backends; all of it shares the same state (engine, managed server,
@@ -310,18 +312,32 @@ class ModelHost:
         except BaseException:
             logger.error("could not restart the llama.cpp server", exc_info=True)
 
-    def _keep_server_alive(self) -> None:
+    def _keep_server_alive(self) -> bool:
         """The managed server died (crash, killed): start it again, same port and adapter, at
-        most once per :data:`REVIVE_INTERVAL_S` (a server that cannot start costs no more)."""
+        most once per :data:`REVIVE_INTERVAL_S` (a server that cannot start costs no more).
+        True when it was started again now."""
         server = self._server
         if server is None or server.pid is not None or self._closed:
-            return
+            return False
         now = time.monotonic()
         if now < self._revive_after:
-            return
+            return False
         self._revive_after = now + REVIVE_INTERVAL_S
-        logger.warning("the llama.cpp server is gone; starting it again")
+        logger.warning(
+            "the llama.cpp server (exit code %s) is gone; starting it again", server.returncode
+        )
         self._revive_server(self.adapter)
+        return server.pid is not None
+
+    def _died_during(self, engine: Engine) -> bool:
+        """Whether a call that just failed on ``engine`` failed because the managed server
+        died under it (its process ends within half a second of the refused connection)."""
+        server = self._server
+        return (
+            server is not None
+            and bool(getattr(engine, "last_error", None))
+            and server.exited(timeout_s=0.5)
+        )
 
     def _swap_adapter(self, adapter: str | None, report: ProgressFn) -> None:
         assert self._engine is not None
@@ -429,7 +445,11 @@ class ModelHost:
             if engine is None or self.state is not LoadState.READY:
                 raise LoadFailure(self.error or f"the model is {self.state.value}")
             self._keep_server_alive()
-            return fn(engine)
+            result = fn(engine)
+            revived = self._died_during(engine) and self._keep_server_alive()
+            if revived and (cancel is None or not cancel.is_set()):
+                result = fn(engine)  # the same request, to the server started again
+            return result
 
         return self.worker.submit(job, cancel=cancel, name=name, background=background)
 

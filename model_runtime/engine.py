@@ -195,9 +195,7 @@ class Engine:
             with self._model_passes(cancel) as cancelled:
                 self._prefill(ids, cancel, chunk or self.prefill_chunk)
             reason = "cancelled" if cancelled else reason
-        result.stop_reason = reason
-        result.cancelled = reason == "cancelled"
-        result.latency_s = result.first_token_s = time.perf_counter() - started
+        self._end_prefill(result, started, reason)
         return result
 
     def complete(
@@ -273,6 +271,14 @@ class Engine:
         result.latency_s = time.perf_counter() - started
         self.last_result = result
         return result
+
+    @staticmethod
+    def _end_prefill(result: CompletionResult, started: float, reason: str) -> None:
+        """Close a prefill's ``result`` (every backend's): nothing was generated, so the first
+        token's time is the whole latency; ``last_result`` stays the last completion's."""
+        result.stop_reason = reason
+        result.cancelled = reason == "cancelled"
+        result.latency_s = result.first_token_s = time.perf_counter() - started
 
     def _generate(
         self,

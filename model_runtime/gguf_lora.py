@@ -37,8 +37,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+
+from model_runtime.spec import file_lock
 
 __all__ = [
     "CONVERTER_ENV",
@@ -80,21 +81,6 @@ def converter_script() -> Path:
     return script
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
@@ -106,7 +92,7 @@ def _config_from_gguf(gguf: Path, target: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     target.mkdir(parents=True, exist_ok=True)
-    with _locked(target / ".lock"):
+    with file_lock(target / ".lock"):
         if (target / "config.json").is_file():
             return target
         from transformers import AutoConfig
@@ -235,7 +221,7 @@ def convert_adapter(
         if target.is_file():
             return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent / f".{target.name}.lock"):
+    with file_lock(target.parent / f".{target.name}.lock"):
         if out is None and target.is_file():
             return target  # converted by another process while we waited
         _run_converter(script, adapter, base_dir, target, outtype, timeout_s)

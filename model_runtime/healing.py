@@ -26,6 +26,8 @@ This module is pure (no torch, no model):
   the remaining removed text or is a non-empty proper prefix of it.
 - :func:`advance` -- after a step: what remains to re-create, and the completion body once the
   removed text is complete (the user typed it already, so the body excludes it).
+- :func:`grammar_starting_with` -- the same constraint for an engine outside this process: a
+  llama.cpp grammar for outputs that start with the removed text.
 """
 
 from __future__ import annotations
@@ -308,3 +310,18 @@ def advance(healed: str, produced: str) -> tuple[str, str | None]:
             break
         common += 1
     return "", produced[common:]
+
+
+def grammar_starting_with(healed: str) -> str:
+    """A GBNF grammar (llama.cpp's) that accepts any output starting with ``healed``.
+
+    Token healing through an engine: the prompt ends before the removed characters and this
+    grammar constrains the first generated tokens to re-create them (a token may run past
+    them, ``.comman`` → ``command``); after them generation is free. Both llama.cpp servers
+    take it as the ``grammar`` field of ``/v1/completions``.
+    """
+    escaped = "".join(
+        "\\" + char if char in '"\\' else f"\\x{ord(char):02X}" if ord(char) < 0x20 else char
+        for char in healed
+    )
+    return f'root ::= "{escaped}" [^\\x00]*'

@@ -163,6 +163,24 @@ class LlamaServer:
         """The child's pid while it runs."""
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
+    @property
+    def returncode(self) -> int | None:
+        """The child's exit code once it ended (``None`` while it runs or before a start)."""
+        proc = self._proc
+        return proc.poll() if proc is not None else None
+
+    def exited(self, timeout_s: float = 0.0) -> bool:
+        """Whether the started child has ended, waiting up to ``timeout_s`` for it to end
+        (``False`` when it was never started or was stopped by :meth:`stop`)."""
+        proc = self._proc
+        if proc is None:
+            return False
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def command(self) -> list[str]:
         """The child's command line (no secret in it)."""
         args = [

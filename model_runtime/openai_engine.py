@@ -26,8 +26,13 @@ cancel)``, ``prefill(request, cancel, chunk=)``, ``prompt_for``, ``set_adapter``
   engine gives an empty result with ``stop_reason == "error"`` and ``error`` set, and one
   warning per outage (not per keystroke); the first success after it logs that the engine is
   back. Nothing to reset: every request opens a new connection.
-- No token healing: it needs the first generated tokens constrained, which the OpenAI API
-  cannot express. No prompt-lookup decoding (the engine has its own speculative options).
+- **Token healing** (:mod:`model_runtime.healing`) as in process, on the engines that take a
+  grammar (both llama.cpp servers, :data:`GRAMMAR_FLAVORS`): the prompt ends before the
+  removed characters and a GBNF ``grammar`` (:func:`~model_runtime.healing.
+  grammar_starting_with`) makes the first tokens re-create them; the streamed text is cut after
+  them as in process (``result.healed``). Other engines get the prompt unhealed (the plain
+  OpenAI API cannot constrain the first tokens; vLLM's structured outputs could, not wired).
+  No prompt-lookup decoding (the engine has its own speculative options).
 
 ``cached_tokens`` / ``reused_tokens`` are what the engine's prefix cache holds / reuses *if no
 other client used it since*: the longest common prefix with the prompt we sent last (how
@@ -53,6 +58,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from model_runtime.engine import CompletionRequest, CompletionResult, Engine
+from model_runtime.healing import MAX_HEAL_TOKENS, advance, grammar_starting_with
 from model_runtime.loaded import LoadedModel, ModelLoadError
 from model_runtime.openai_client import EngineUnavailable, OpenAIClient
 from model_runtime.prompt import DEFAULT_CONTEXT_TOKENS
@@ -61,7 +67,10 @@ from model_runtime.stops import postprocess, truncate_completion
 if TYPE_CHECKING:
     from model_runtime.openai_client import Endpoint
 
-__all__ = ["FLAVORS", "EngineUnavailable", "OpenAIEngine", "RemoteResult", "remote_loaded"]
+__all__ = [
+    "FLAVORS", "GRAMMAR_FLAVORS", "EngineUnavailable", "OpenAIEngine", "RemoteResult",
+    "remote_loaded",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +79,8 @@ FLAVORS = ("auto", "llama-cpp-python", "llama.cpp", "vllm", "openai")
 OpenAI-compatible server (text prompts, no extensions)."""
 TOKEN_PROMPT_FLAVORS = frozenset({"llama.cpp", "vllm"})
 """Engines whose ``/v1/completions`` accepts a list of token ids as ``prompt``."""
+GRAMMAR_FLAVORS = frozenset({"llama-cpp-python", "llama.cpp"})
+"""Engines whose ``/v1/completions`` takes a GBNF ``grammar``: token healing works there."""
 _OWNED_BY = {"me": "llama-cpp-python", "llamacpp": "llama.cpp", "vllm": "vllm"}
 
 
@@ -91,6 +102,7 @@ class OpenAIEngine(Engine):
     made it, e.g. :class:`model_runtime.llama_server.LlamaServer`); it is never logged.
     ``adapter_loader``: how ``set_adapter`` reaches an engine without a LoRA API (the managed
     llama.cpp server restarts with a converted adapter); ``None`` there: adapters are refused.
+    ``token_healing``: heal where the engine can (:attr:`heals`).
     """
 
     def __init__(
@@ -108,10 +120,13 @@ class OpenAIEngine(Engine):
         read_timeout_s: float = 15.0,
         total_timeout_s: float = 120.0,
         adapter_loader: Callable[[str | None], None] | None = None,
+        token_healing: bool = True,
     ) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
-        super().__init__(loaded, context_tokens=context_tokens, spm=spm, token_healing=False)
+        super().__init__(
+            loaded, context_tokens=context_tokens, spm=spm, token_healing=token_healing
+        )
         self._key_env = api_key_env
         self._key = api_key
         self.client = OpenAIClient(
@@ -174,6 +189,20 @@ class OpenAIEngine(Engine):
         return (self._resolved or self.flavor) != "llama-cpp-python"
 
     @property
+    def heals(self) -> bool:
+        """Whether prompts are token-healed: ``token_healing`` and an engine that takes a
+        grammar (``False`` while an ``auto`` flavor is not known yet)."""
+        return self.token_healing and (self._resolved or self.flavor) in GRAMMAR_FLAVORS
+
+    def _heal_text(self, prefix: str) -> str:
+        if self.token_healing and self._resolved is None:
+            try:  # an ``auto`` flavor: learn whether this engine takes a grammar
+                self.resolved_flavor()
+            except EngineUnavailable:
+                return ""  # the request fails with the same reason right after
+        return super()._heal_text(prefix) if self.heals else ""
+
+    @property
     def token_prompts(self) -> bool:
         """Whether prompts go as token ids (``False`` until the flavor is known)."""
         return self._resolved in TOKEN_PROMPT_FLAVORS
@@ -231,7 +260,7 @@ class OpenAIEngine(Engine):
         ``cancelled``, ``empty`` or ``error``.
         """
         started = time.perf_counter()
-        ids = self._build_prompt(request).input_ids
+        ids = self._build_prompt(self._prompt_request(request)).input_ids
         result = RemoteResult(text="", tokens=0, latency_s=0.0, cancelled=False)
         result.prompt_tokens = len(ids)
         result.reused_tokens = self._common_prefix(ids)
@@ -250,9 +279,7 @@ class OpenAIEngine(Engine):
             except EngineUnavailable as exc:
                 reason = "error"
                 result.error = self._failed(exc)
-        result.stop_reason = reason
-        result.cancelled = reason == "cancelled"
-        result.latency_s = result.first_token_s = time.perf_counter() - started
+        self._end_prefill(result, started, reason)
         return result
 
     def complete(
@@ -261,10 +288,11 @@ class OpenAIEngine(Engine):
         """Stream a completion; returns within milliseconds after ``cancel`` is set."""
         started = time.perf_counter()
         multiline = request.wants_multiline()
-        ids = self._build_prompt(request).input_ids
+        heal = self._heal_text(request.prefix)
+        ids = self._build_prompt(self._prompt_request(request, heal)).input_ids
         result = RemoteResult(
             text="", tokens=0, latency_s=0.0, cancelled=False, prompt_tokens=len(ids),
-            multiline=multiline,
+            multiline=multiline, healed=heal,
         )  # fmt: skip
         if cancel is not None and cancel.is_set():
             return self._done(result, started, "cancelled")
@@ -273,7 +301,9 @@ class OpenAIEngine(Engine):
         result.reused_tokens = self._common_prefix(ids)
         self.counters["requests"] += 1
         try:
-            body = self._payload(ids, request.max_new_tokens, stream=True)
+            # As in process, the tokens re-creating the healed text are not counted.
+            budget = request.max_new_tokens + (MAX_HEAL_TOKENS if heal else 0)
+            body = self._payload(ids, budget, stream=True, heal=heal)
             self._cache_ids = list(ids)
             self._stream(body, request, cancel, result, started)
             self._ok()
@@ -293,7 +323,9 @@ class OpenAIEngine(Engine):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _payload(self, ids: list[int], max_tokens: int, *, stream: bool) -> dict[str, Any]:
+    def _payload(
+        self, ids: list[int], max_tokens: int, *, stream: bool, heal: str = ""
+    ) -> dict[str, Any]:
         flavor = self.resolved_flavor()
         body: dict[str, Any] = {
             "prompt": list(ids) if self.token_prompts else self._text_prompt(ids),
@@ -313,6 +345,8 @@ class OpenAIEngine(Engine):
             body.update(stop_token_ids=stop_ids, skip_special_tokens=True)
             if stream:
                 body["stream_options"] = {"include_usage": True}
+        if heal:
+            body["grammar"] = grammar_starting_with(heal)
         return body
 
     def _text_prompt(self, ids: list[int]) -> str:
@@ -337,6 +371,7 @@ class OpenAIEngine(Engine):
         started: float,
     ) -> None:
         text = ""
+        completion: str | None = None if result.healed else ""
         with self.client.stream("/v1/completions", body, cancel) as events:
             for event in events:
                 usage = event.get("usage")
@@ -353,14 +388,18 @@ class OpenAIEngine(Engine):
                         result.first_token_s = time.perf_counter() - started
                     result.tokens += 1
                     result.forward_passes += 1
+                    if completion is None:
+                        result.heal_tokens += 1  # a step re-creating the healed characters
                     result.raw_text += piece
-                    text, stopped = truncate_completion(
-                        result.raw_text, request.prefix, multiline=result.multiline,
-                        suffix=request.suffix,
-                    )  # fmt: skip
-                    if stopped:
-                        result.stop_reason = "stop_rule"
-                        break  # leaving the with block closes the stream: the engine stops
+                    completion = self._healed_body(result)
+                    if completion is not None:
+                        text, stopped = truncate_completion(
+                            completion, request.prefix, multiline=result.multiline,
+                            suffix=request.suffix,
+                        )  # fmt: skip
+                        if stopped:
+                            result.stop_reason = "stop_rule"
+                            break  # leaving the with block closes the stream: the engine stops
                 finish = choice.get("finish_reason")
                 if finish:
                     result.stop_reason = "max_tokens" if finish == "length" else "eos"
@@ -369,6 +408,14 @@ class OpenAIEngine(Engine):
             # when another request interrupts it (interrupt_requests). The text is cut short.
             result.stop_reason, text = "interrupted", ""
         result.text = postprocess(text, request.prefix, request.suffix)
+
+    @staticmethod
+    def _healed_body(result: RemoteResult) -> str | None:
+        """The completion in ``raw_text`` after the healed characters (``None`` while they are
+        not re-created yet); the engine's grammar keeps ``raw_text`` starting with them."""
+        if not result.healed:
+            return result.raw_text
+        return advance(result.healed, result.raw_text)[1]
 
     def _common_prefix(self, ids: list[int]) -> int:
         cached = self._cache_ids
@@ -406,6 +453,7 @@ class OpenAIEngine(Engine):
             "engineModel": self._served_model or self.engine_model,
             "flavor": self._resolved or self.flavor,
             "tokenPrompts": self.token_prompts,
+            "tokenHealing": self.heals,
             "adapter": self.loaded.adapter,
             "engineError": self.last_error,
             **self.counters,

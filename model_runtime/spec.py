@@ -53,6 +53,7 @@ __all__ = [
     "bundled_model",
     "cache_dir",
     "default_model",
+    "file_lock",
     "is_bundled",
     "resolve_model",
 ]
@@ -157,7 +158,7 @@ def bundled_gguf_path(name: str, progress: ProgressFn | None = None) -> Path:
         return target
     paths = [_part_path(model, part) for part in model.parts]  # all present, sizes right
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.parent / f".{target.name}.lock"):
+    with file_lock(target.parent / f".{target.name}.lock"):
         if not (target.is_file() and target.stat().st_size == model.size):
             _assemble(model, paths, target, progress)
     return target
@@ -256,7 +257,7 @@ def _ensure_bundled(name: str, progress: ProgressFn | None) -> Path:
         return target
     gguf = bundled_gguf_path(name, progress)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.parent / f".{target.name}.lock"):
+    with file_lock(target.parent / f".{target.name}.lock"):
         if (target / _DONE_MARKER).is_file():  # another process converted it while we waited
             return target
         _convert_gguf(bundled_model(name), gguf, target, progress)
@@ -278,15 +279,16 @@ def _ensure_variant(name: str, dtype: str, progress: ProgressFn | None) -> Path:
     target = base.with_name(f"{base.name}-{dtype}")
     if (target / _DONE_MARKER).is_file():
         return target
-    with _file_lock(target.parent / f".{target.name}.lock"):
+    with file_lock(target.parent / f".{target.name}.lock"):
         if not (target / _DONE_MARKER).is_file():
             cast_checkpoint(base, target, dtype, marker=_DONE_MARKER, progress=progress)
     return target
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock (fcntl; on platforms without it, a best-effort no-op)."""
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock on ``path`` (fcntl; on platforms without it, a best-effort
+    no-op): one process at a time makes a cached file (conversions, checkpoints)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows

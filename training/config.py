@@ -300,7 +300,7 @@ class EvalConfig:
     )
     token_healing: bool = option(
         True,
-        "Token healing at the cursor, as the server does it (`inprocess` only: engines cannot; `--no-token-healing` compares backends on equal prompts).",
+        "Token healing at the cursor, as the server does it (in process, and through a llama.cpp engine's grammar; vLLM and other engines get unhealed prompts).",
         group=_HOLES,
     )
 

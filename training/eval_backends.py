@@ -2,8 +2,9 @@
 
 ``--backend`` (:class:`training.config.EvalConfig`):
 
-- ``inprocess`` -- :class:`model_runtime.engine.Engine` on the loaded model (the default; token
-  healing as the server does it unless ``--no-token-healing``).
+- ``inprocess`` -- :class:`model_runtime.engine.Engine` on the loaded model (the default).
+  Token healing as the server does it unless ``--no-token-healing``, on every backend that
+  can heal (in process, llama.cpp through a grammar; :attr:`OpenAIEngine.heals`).
 - ``llama.cpp`` -- a managed llama.cpp server (:class:`model_runtime.llama_server.LlamaServer`,
   127.0.0.1, random port and token, stopped afterwards) on a bundled model's GGUF, served
   directly; adapters reach it through ``set_adapter``, i.e. converted to a GGUF LoRA by
@@ -76,13 +77,13 @@ def eval_engine(
         try:
             yield OpenAIEngine(
                 loaded, endpoint=endpoint, engine_model=engine_model, api_key_env=api_key_env,
-                context_tokens=budget, **timeouts,
+                context_tokens=budget, token_healing=token_healing, **timeouts,
             )  # fmt: skip
         except ValueError as exc:  # a bad endpoint URL
             raise EvalBackendError(str(exc)) from None
         return
     with _managed_llama(base_model, budget, n_threads) as server:
-        yield server.engine(loaded, context_tokens=budget, **timeouts)
+        yield server.engine(loaded, context_tokens=budget, token_healing=token_healing, **timeouts)
 
 
 @contextlib.contextmanager

@@ -14,10 +14,11 @@ the ``codellama-eval`` command are one flow; the engines are in :mod:`training.e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,85 +97,77 @@ def evaluate_engine(
     holes). ``max_seconds``: the base side gets half the budget, the adapter side the rest;
     both are scored on the holes both sides finished (``report["budget_stopped"]``).
     """
+    with _serving_back(engine):
+        report: dict[str, Any] = {"holes": len(holes), "max_new_tokens": max_new_tokens}
+        report["repo_context"] = index is not None
+        t0 = time.monotonic()
+        engine.set_adapter(baseline_adapter)
+        sides = 2 if adapter is not None else 1
+
+        def counted(side: int) -> Callable[[int, int], None] | None:
+            """Per-side ``(done, total)`` as one count over every side's holes."""
+            if on_hole is None:
+                return None
+            report_hole = on_hole
+            return lambda done, total: report_hole(side * total + done, sides * total)
+
+        end = None if max_seconds is None else t0 + max_seconds
+        half = None if max_seconds is None else t0 + max_seconds / sides
+        base_preds = run_holes(
+            engine, holes, max_new_tokens=max_new_tokens, on_hole=counted(0), deadline=half,
+            index=index,
+        )  # fmt: skip
+        if len(base_preds) < len(holes):
+            holes = holes[: len(base_preds)]
+            report.update(holes=len(holes), budget_stopped=True)
+        report["base"] = {"adapter": baseline_adapter, **_scores(holes, base_preds)}
+        report["base_seconds"] = round(time.monotonic() - t0, 2)
+        if adapter is not None:
+            t1 = time.monotonic()
+            engine.set_adapter(adapter)
+            new_preds = run_holes(
+                engine, holes, max_new_tokens=max_new_tokens, on_hole=counted(1), deadline=end,
+                index=index,
+            )  # fmt: skip
+            if len(new_preds) < len(holes):  # the adapter side ran out: score the common holes
+                holes, base_preds = holes[: len(new_preds)], base_preds[: len(new_preds)]
+                report.update(holes=len(holes), budget_stopped=True)
+                report["base"] = {"adapter": baseline_adapter, **_scores(holes, base_preds)}
+            report["adapter"] = {"adapter": adapter, **_scores(holes, new_preds)}
+            report["adapter_seconds"] = round(time.monotonic() - t1, 2)
+            report["delta"] = {
+                k: round(report["adapter"]["all"][k] - report["base"]["all"][k], 2)
+                for k in GATE_METRICS
+            }
+        else:
+            new_preds = []
+        report.update(_answers(holes, base_preds, new_preds, keep=keep_predictions))
+        return report
+
+
+@contextlib.contextmanager
+def _serving_back(engine: Any) -> Iterator[None]:
+    """Give ``engine`` back serving the adapter it served on entry, also after an error."""
     previous = engine.loaded.adapter
     try:
-        return _evaluate_sides(
-            engine,
-            holes,
-            adapter=adapter,
-            baseline_adapter=baseline_adapter,
-            max_new_tokens=max_new_tokens,
-            on_hole=on_hole,
-            max_seconds=max_seconds,
-            index=index,
-            keep_predictions=keep_predictions,
-        )
+        yield
     finally:
         if engine.loaded.adapter != previous:
             engine.set_adapter(previous)
 
 
-def _evaluate_sides(
-    engine: Any,
-    holes: Sequence[Hole],
-    *,
-    adapter: str | None,
-    baseline_adapter: str | None,
-    max_new_tokens: int,
-    on_hole: Callable[[int, int], None] | None,
-    max_seconds: float | None,
-    index: Any = None,
-    keep_predictions: bool = False,
+def _answers(
+    holes: Sequence[Hole], base_preds: list[str], new_preds: list[str], *, keep: bool
 ) -> dict[str, Any]:
-    report: dict[str, Any] = {"holes": len(holes), "max_new_tokens": max_new_tokens}
-    report["repo_context"] = index is not None
-    t0 = time.monotonic()
-    engine.set_adapter(baseline_adapter)
-    sides = 2 if adapter is not None else 1
-
-    def counted(side: int) -> Callable[[int, int], None] | None:
-        """Per-side ``(done, total)`` as one count over every side's holes."""
-        if on_hole is None:
-            return None
-        report_hole = on_hole
-        return lambda done, total: report_hole(side * total + done, sides * total)
-
-    end = None if max_seconds is None else t0 + max_seconds
-    half = None if max_seconds is None else t0 + max_seconds / sides
-    base_preds = run_holes(
-        engine, holes, max_new_tokens=max_new_tokens, on_hole=counted(0), deadline=half,
-        index=index,
-    )  # fmt: skip
-    if len(base_preds) < len(holes):
-        holes = holes[: len(base_preds)]
-        report.update(holes=len(holes), budget_stopped=True)
-    report["base"] = {"adapter": baseline_adapter, **_scores(holes, base_preds)}
-    report["base_seconds"] = round(time.monotonic() - t0, 2)
-    if adapter is not None:
-        t1 = time.monotonic()
-        engine.set_adapter(adapter)
-        new_preds = run_holes(
-            engine, holes, max_new_tokens=max_new_tokens, on_hole=counted(1), deadline=end,
-            index=index,
-        )  # fmt: skip
-        if len(new_preds) < len(holes):  # the adapter side ran out: score the common holes
-            holes, base_preds = holes[: len(new_preds)], base_preds[: len(new_preds)]
-            report.update(holes=len(holes), budget_stopped=True)
-            report["base"] = {"adapter": baseline_adapter, **_scores(holes, base_preds)}
-        report["adapter"] = {"adapter": adapter, **_scores(holes, new_preds)}
-        report["adapter_seconds"] = round(time.monotonic() - t1, 2)
-        report["delta"] = {
-            k: round(report["adapter"]["all"][k] - report["base"]["all"][k], 2)
-            for k in GATE_METRICS
-        }
-    else:
-        new_preds = []
-    if keep_predictions:  # every answer, hole by hole (bench/engine_quality.py compares them)
-        report["predictions"] = {
+    """The report's answers: ``samples`` (the first 12 holes) and, with ``keep``,
+    ``predictions`` (every answer)."""
+    answers: dict[str, Any] = {}
+    if keep:  # every answer, hole by hole (bench/engine_quality.py compares them)
+        answers["predictions"] = {
             "base": base_preds,
             **({"adapter": new_preds} if new_preds else {}),
         }
-    report["samples"] = [
+    answers["samples"] = [
         {
             "path": h.path,
             "kind": h.kind,
@@ -184,7 +177,7 @@ def _evaluate_sides(
         }
         for i, h in enumerate(holes[:12])
     ]
-    return report
+    return answers
 
 
 def evaluate_adapter(
@@ -239,7 +232,7 @@ def evaluate_adapter(
         )
         report.update(backend=backend, engine_errors=engine_errors(engine))
         report["context_tokens"] = engine.context_tokens
-        report["token_healing"] = bool(getattr(engine, "token_healing", False))
+        report["token_healing"] = bool(getattr(engine, "heals", engine.token_healing))
     report.update(base_model=base_model, files=len(validation), seed=seed)
     return report
 

@@ -1,33 +1,21 @@
 """Line handling shared by the refactor core: LSP line breaks and indentation.
 
-Columns in the negotiated position encoding come from ``lsp_server.text.units``.
+Lines split where LSP splits them by ``lsp_server.text.split_lines`` (re-exported here); columns
+in the negotiated position encoding come from ``lsp_server.text.units``.
 """
 
 from __future__ import annotations
 
 import re
 
+from lsp_server.text import split_lines
+
+__all__ = [
+    "common_indent", "dedent_lines", "indent_text", "leading_ws", "line_ending",
+    "normalise_endings", "split_lines", "strip_ending",
+]  # fmt: skip
+
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_OTHER_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-"""Characters ``str.splitlines`` breaks on but LSP does not."""
-
-
-def split_lines(text: str) -> list[str]:
-    """Split ``text`` into lines keeping their endings, breaking only where LSP does.
-
-    ``str.splitlines`` also breaks on form feeds and Unicode separators, which would put our
-    line numbers out of step with the editor's.
-    """
-    if not _OTHER_BREAKS.search(text):
-        return text.splitlines(keepends=True)  # same result, much faster
-    lines: list[str] = []
-    start = 0
-    for match in _LINE_BREAK.finditer(text):
-        lines.append(text[start : match.end()])
-        start = match.end()
-    if start < len(text):
-        lines.append(text[start:])
-    return lines
 
 
 def line_ending(text: str) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from runtime_helpers import cancel_while_generating
 
 from model_runtime import engine as engine_module
 from model_runtime.engine import CompletionRequest, Engine
@@ -123,24 +123,9 @@ def test_cancel_from_another_thread_returns_quickly(
     loaded = dataclasses.replace(
         loaded, template=dataclasses.replace(loaded.template, stop_ids=frozenset())
     )
-    engine = Engine(loaded)
-    cancel = threading.Event()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        box["result"] = engine.complete(_request(max_new_tokens=100_000), cancel)
-        box["done"] = time.perf_counter()
-
-    worker = threading.Thread(target=work)
-    worker.start()
-    time.sleep(0.5)
-    assert worker.is_alive()
-    set_at = time.perf_counter()
-    cancel.set()
-    worker.join(5)
-    assert not worker.is_alive()
-    assert box["result"].cancelled
-    assert box["done"] - set_at < 0.2
+    result, seconds = cancel_while_generating(Engine(loaded), _request(max_new_tokens=100_000))
+    assert result.cancelled
+    assert seconds < 0.2
 
 
 def test_empty_document_with_left_to_right_template(

@@ -3,16 +3,15 @@
 Fast tests: the error paths (converter missing, not an adapter, an adapter with trained token
 embeddings, the converter failing, a bad adapter given to the managed server) without any model.
 
-Slow tests (fail, never skip, without ``scripts/build_llama_cpp.sh``): the real converter on a
-tiny random Llama adapter; and end to end a real LoRA fine-tune of the bundled Qwen2.5-Coder
-(our trainer, a few steps at a high learning rate on files with one distinctive pattern),
-converted, served by llama.cpp on the bundled GGUF, whose greedy completion differs from the
-base's and writes the trained pattern.
+Slow test (fails, never skips, without ``scripts/build_llama_cpp.sh``): the real converter on
+a tiny random Llama adapter. The whole loop on the bundled Qwen2.5-Coder — "Fine-tune on this
+workspace", the adapter converted and served by the managed llama.cpp engine, which then
+writes the trained pattern — runs through the LSP server in
+``tests/server/test_finetune.py::test_finetune_adapter_is_served_by_the_llama_cpp_engine``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -171,81 +170,3 @@ def test_real_converter_on_a_tiny_llama_adapter(
     config["lora_alpha"] = 16
     (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps(config))
     assert convert_adapter(tmp_path / "adapter", base) != gguf
-
-
-PATTERN_FILES = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
-"""Every function of the fine-tune's files returns ``zq_blend(value, "QX<i><k>")``."""
-
-
-def _pattern_dataset(path: Path) -> Path:
-    lines = []
-    for i, name in enumerate(PATTERN_FILES):
-        content = "".join(
-            f'def {name}_{k}(value):\n    return zq_blend(value, "QX{i}{k}")\n\n\n'
-            for k in range(4)
-        )
-        record = {
-            "file_path": f"pkg/{name}.py", "content": content, "language": "python",
-            "sha256": hashlib.sha256(content.encode()).hexdigest(), "size": len(content),
-            "mtime": 0.0, "source": "file", "redactions": 0, "schema_version": 1,
-        }  # fmt: skip
-        lines.append(json.dumps(record) + "\n")
-    path.write_text("".join(lines))
-    return path
-
-
-FINETUNE_STEPS = 15
-"""Three passes over the ~10 packed rows at lr 3e-3: the pattern wins greedy decoding (loss
-0.9; 6 steps, loss 1.7, only changed the completion). ~95 s of the test's ~110 s on 2 cores."""
-
-
-@pytest.mark.slow
-def test_finetuned_adapter_served_by_llama_cpp(tmp_path: Path) -> None:
-    """A real fine-tune → GGUF LoRA → the managed llama.cpp engine completes differently."""
-    from model_runtime.engine import CompletionRequest
-    from model_runtime.llama_server import LlamaServer, llama_cpp_available
-    from model_runtime.openai_engine import remote_loaded
-    from model_runtime.spec import QWEN_CODER_MODEL, bundled_gguf_path
-    from training.config import TrainConfig
-    from training.train import train
-
-    if not llama_cpp_available():
-        pytest.fail("llama-cpp-python[server] is not installed: run scripts/build_llama_cpp.sh")
-    _require_converter()
-    started = time.monotonic()
-    result = train(
-        TrainConfig(
-            output=str(tmp_path / "run"), dataset=str(_pattern_dataset(tmp_path / "data.jsonl")),
-            base_model=QWEN_CODER_MODEL, max_steps=FINETUNE_STEPS, lr=3e-3, warmup_steps=0,
-            context_len=64, batch_size=2, val_fraction=0.0, eval=False, device="cpu",
-            checkpoint_every=10**6, lora_r=8, lora_alpha=16, lora_dropout=0.0, fim_rate=1.0,
-            spm_rate=0.0,
-        )
-    )  # fmt: skip
-    assert result.adapter_dir, result.error
-    trained_s = time.monotonic() - started
-    request = CompletionRequest(
-        "pkg/india.py", "def india_0(value):\n    return ", "\n", max_new_tokens=16
-    )
-    server = LlamaServer(
-        bundled_gguf_path("qwen2.5-coder-0.5b"), n_threads=2, log_path=tmp_path / "server.log",
-        base_config=QWEN_CODER_MODEL,
-    )  # fmt: skip
-    with server:
-        engine = server.engine(remote_loaded(QWEN_CODER_MODEL), context_tokens=256)
-        base = engine.complete(request)
-        engine.set_adapter(result.adapter_dir)  # converted (cached), then the server restarts
-        assert engine.loaded.adapter == result.adapter_dir
-        assert server.lora is not None and server.lora.suffix == ".gguf"
-        tuned = engine.complete(request)
-        engine.set_adapter(None)
-        back = engine.complete(request)
-    print(
-        f"\nfine-tune {trained_s:.0f} s (loss {result.final_loss:.2f}); conversion "
-        f"{server.last_convert_s} s, restart {server.last_restart_s} s\n"
-        f"base {base.text!r} | adapter {tuned.text!r} | base again {back.text!r}"
-    )
-    assert base.error == tuned.error == back.error == ""
-    assert tuned.text != base.text
-    assert "zq_blend" in tuned.text and "zq_blend" not in base.text  # the trained pattern
-    assert back.text == base.text  # the plain model again

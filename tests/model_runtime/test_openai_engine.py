@@ -1,9 +1,9 @@
 """The OpenAI-compatible engine backend against a fake engine (fast) and llama.cpp (slow).
 
-The fake engine is a stdlib HTTP server in a thread that streams server-sent events the way
-llama-cpp-python's and vLLM's servers do, records every request, and notices when the client
-goes away (a write fails): so "cancel closes the stream" is checked on the engine side. It can
-also be down, silent, return garbage or close mid-stream.
+The fake engine (``tests/engine_fake.py``) is a stdlib HTTP server in a thread that streams
+server-sent events the way llama-cpp-python's and vLLM's servers do, records every request, and
+notices when the client goes away (a write fails): so "cancel closes the stream" is checked on
+the engine side. It can also be down, silent, return garbage or close mid-stream.
 
 The slow tests start the real llama.cpp server (llama-cpp-python, built by
 ``scripts/build_llama_cpp.sh``) on the bundled Qwen2.5-Coder GGUF.
@@ -11,167 +11,23 @@ The slow tests start the real llama.cpp server (llama-cpp-python, built by
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from engine_fake import FakeEngine, Script, tiny_qwen_tokenizer
 
 from model_runtime.engine import CompletionRequest
 from model_runtime.llama_server import free_port
 from model_runtime.openai_client import Endpoint
 from model_runtime.openai_engine import OpenAIEngine, remote_loaded
-from model_runtime.tiny import END_OF_TEXT, train_bpe_tokenizer
 
-QWEN_SPECIALS = [
-    END_OF_TEXT,
-    "<|fim_prefix|>",
-    "<|fim_middle|>",
-    "<|fim_suffix|>",
-    "<|fim_pad|>",
-    "<|repo_name|>",
-    "<|file_sep|>",
-]
 KEY = "sk-test-3b1f0c"
 """The fake engine's API key (given to the engine through an environment variable)."""
-
-
-@dataclass
-class Script:
-    """What the fake engine does with the next completions."""
-
-    pieces: list[str] = field(default_factory=lambda: ["foo", "(x)", "\n"])
-    finish: str | None = "stop"
-    delay_s: float = 0.0
-    """Between chunks."""
-    endless: bool = False
-    """Stream ``pieces`` again and again until the client disconnects."""
-    before_headers_s: float = 0.0
-    """Silence before the response starts (a slow prefill, a hung engine)."""
-    mode: str = "ok"
-    """``ok`` | ``garbage`` | ``close`` (mid-stream, no [DONE]) | ``status`` (HTTP error)."""
-    status: int = 500
-    owned_by: str = "vllm"
-
-
-class FakeEngine:
-    """An OpenAI-compatible fake: ``/v1/models``, streamed and plain ``/v1/completions``."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.script = Script()
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.disconnected = threading.Event()
-        self.first_chunk = threading.Event()
-        self.chunks_sent = 0
-        self.adapters: list[dict[str, Any]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                fake.headers.append(dict(self.headers))
-                body = {
-                    "object": "list",
-                    "data": [{"id": "fake-model", "owned_by": fake.script.owned_by}],
-                }
-                self._send_json(200, body)
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length))
-                fake.requests.append(body)
-                fake.headers.append(dict(self.headers))
-                if self.path == "/v1/load_lora_adapter":  # vLLM answers plain text
-                    fake.adapters.append(body)
-                    data = f"Success: LoRA adapter '{body['lora_name']}' added.".encode()
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    return
-                fake.serve(self, body)
-
-            def _send_json(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def serve(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
-        script = self.script
-        time.sleep(script.before_headers_s)
-        if script.mode == "status":
-            data = json.dumps({"error": {"message": "model exploded"}}).encode()
-            handler.send_response(script.status)
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
-            return
-        if not body.get("stream"):
-            data = json.dumps({"choices": [{"text": "x", "finish_reason": "length"}]}).encode()
-            handler.send_response(200)
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
-            return
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/event-stream")
-        handler.end_headers()  # HTTP/1.0: the body ends when we close
-        try:
-            self._stream(handler, script)
-        except (BrokenPipeError, ConnectionResetError):
-            self.disconnected.set()
-
-    def _stream(self, handler: BaseHTTPRequestHandler, script: Script) -> None:
-        def send(line: str) -> None:
-            handler.wfile.write(line.encode() + b"\n\n")
-            handler.wfile.flush()
-
-        if script.mode == "garbage":
-            send("data: {this is not json")
-            return
-        pieces = list(script.pieces)
-        index = 0
-        while index < len(pieces) or script.endless:
-            piece = pieces[index % len(pieces)]
-            last = index == len(pieces) - 1 and not script.endless
-            choice = {"text": piece, "index": 0, "finish_reason": script.finish if last else None}
-            send(": ping")  # comments must be ignored
-            send("data: " + json.dumps({"choices": [choice]}))
-            self.chunks_sent += 1
-            self.first_chunk.set()
-            index += 1
-            if script.mode in ("close", "interrupt") and index == 2:
-                if script.mode == "interrupt":
-                    send("data: [DONE]")
-                return
-            time.sleep(script.delay_s)
-        send("data: [DONE]")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -181,14 +37,13 @@ def qwen_tokenizer() -> Any:
         "class Point:\n    def __init__(self, x, y):\n        self.x = x\n",
         "for item in items:\n    print(item)\n",
     ] * 20
-    return train_bpe_tokenizer(corpus, specials=QWEN_SPECIALS, vocab_size=400)
+    return tiny_qwen_tokenizer(corpus)
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeEngine]:
-    server = FakeEngine()
-    yield server
-    server.close()
+    with FakeEngine() as server:
+        yield server
 
 
 def make_engine(tokenizer: Any, url: str, **options: Any) -> OpenAIEngine:
@@ -233,7 +88,7 @@ def test_token_ids_streaming_greedy_and_key(fake: FakeEngine, qwen_tokenizer: An
 
 
 def test_text_prompt_for_llama_cpp_python(fake: FakeEngine, qwen_tokenizer: Any) -> None:
-    fake.script.owned_by = "me"  # what llama-cpp-python's /v1/models says
+    fake.owned_by = "me"  # what llama-cpp-python's /v1/models says
     engine = make_engine(qwen_tokenizer, fake.url)
     engine.complete(REQUEST)
     body = fake.requests[-1]
@@ -243,6 +98,55 @@ def test_text_prompt_for_llama_cpp_python(fake: FakeEngine, qwen_tokenizer: Any)
     assert body["repeat_penalty"] == 1.0  # its default 1.1 would change greedy output
     assert engine.status()["flavor"] == "llama-cpp-python"
     assert engine.status()["textPromptMismatches"] == 0
+
+
+MID_WORD = CompletionRequest("src/app.py", "for item in ite", "\n", max_new_tokens=8)
+"""A cursor inside a word: token healing backs the prompt off before `` ite``."""
+
+
+def test_token_healing_through_a_grammar(fake: FakeEngine, qwen_tokenizer: Any) -> None:
+    """llama.cpp engines: the prompt ends before the healed characters, a grammar makes the
+    output start with them, and the completion is what follows them (as in process)."""
+    fake.owned_by = "me"
+    engine = make_engine(qwen_tokenizer, fake.url)
+    heal = engine._heal_text(MID_WORD.prefix)
+    assert heal == " ite", heal  # this tokenizer's word boundary
+    fake.script = Script(pieces=[" it", "ems", ":", "\n"])
+    result = engine.complete(MID_WORD)
+    body = fake.requests[-1]
+    healed_prompt = engine.prompt_for(MID_WORD).input_ids
+    assert qwen_tokenizer.encode(body["prompt"], add_special_tokens=False) == healed_prompt
+    assert body["prompt"].split("<|fim_suffix|>")[0].endswith(MID_WORD.prefix[: -len(heal)])
+    assert body["grammar"].startswith(f'root ::= "{heal}"'), body["grammar"]
+    assert body["max_tokens"] > MID_WORD.max_new_tokens  # healing steps are not counted
+    assert result.healed == heal and result.heal_tokens == 2
+    assert result.raw_text.startswith(heal) and result.text == "ms:", result
+    assert engine.status()["tokenHealing"] is True
+
+
+def test_no_token_healing_where_the_engine_takes_no_grammar(
+    fake: FakeEngine, qwen_tokenizer: Any
+) -> None:
+    """vLLM, a plain OpenAI server, or ``token_healing=False``: the prompt as the user typed it."""
+    for owned_by, options in (("vllm", {}), ("someone", {}), ("me", {"token_healing": False})):
+        fake.owned_by = owned_by
+        engine = make_engine(qwen_tokenizer, fake.url, **options)
+        fake.script = Script(pieces=["ms:", "\n"])
+        result = engine.complete(MID_WORD)
+        body = fake.requests[-1]
+        assert "grammar" not in body and result.healed == "", owned_by
+        assert result.text == "ms:" and engine.status()["tokenHealing"] is False
+
+
+def test_healing_cut_short_gives_nothing(fake: FakeEngine, qwen_tokenizer: Any) -> None:
+    """A stream that ends before the healed characters are re-created completes nothing."""
+    fake.owned_by = "me"
+    engine = make_engine(qwen_tokenizer, fake.url)
+    heal = engine._heal_text(MID_WORD.prefix)
+    assert heal == " ite", heal
+    fake.script = Script(pieces=[" it"], finish="length")
+    result = engine.complete(MID_WORD)
+    assert result.text == "" and result.error == ""
 
 
 def test_no_key_no_header(
@@ -398,7 +302,7 @@ def test_vllm_adapter_then_base(fake: FakeEngine, qwen_tokenizer: Any, tmp_path:
 def test_adapter_refused_without_a_loader(fake: FakeEngine, qwen_tokenizer: Any) -> None:
     from model_runtime.loaded import ModelLoadError
 
-    fake.script.owned_by = "me"
+    fake.owned_by = "me"
     engine = make_engine(qwen_tokenizer, fake.url)
     with pytest.raises(ModelLoadError, match="cannot load adapters at run time"):
         engine.set_adapter("/some/adapter")
@@ -542,20 +446,50 @@ def test_managed_server_dies_with_its_parent(tmp_path: Any) -> None:
     raise AssertionError("the llama.cpp server outlived its parent")
 
 
+HEAL_CASES = [
+    CompletionRequest(
+        "paths.py", "import os\n\n\ndef config_path(name):\n    return os.path.jo", "\n",
+        max_new_tokens=16,
+    ),
+    CompletionRequest(
+        "totals.py", "def total(values):\n    result = 0\n    for value in val", "\n",
+        max_new_tokens=16,
+    ),
+]  # fmt: skip
+"""Cursors inside a word: token healing re-creates ``jo`` / ``val`` through the grammar."""
+
+
+@pytest.mark.slow
+def test_real_llama_cpp_heals_tokens(llama: Any, qwen_remote: Any) -> None:
+    """The grammar really constrains llama.cpp: the output re-creates the removed characters
+    and the completion continues the word the user is typing."""
+    engine = llama.engine(qwen_remote)
+    assert engine.heals
+    paths, totals = (engine.complete(request) for request in HEAL_CASES)
+    print(f"\nhealed: {paths.healed!r} → {paths.text!r}; {totals.healed!r} → {totals.text!r}")
+    for result, heal in ((paths, "jo"), (totals, "val")):
+        assert result.error == "" and result.healed.endswith(heal), result
+        assert result.raw_text.startswith(result.healed), result
+    assert paths.text.startswith("in("), paths
+    assert totals.text.startswith("ues"), totals
+
+
 @pytest.mark.slow
 def test_real_llama_cpp_matches_in_process(llama: Any, qwen_remote: Any) -> None:
-    """Same prompts, greedy, same GGUF: llama.cpp (Q4_K_M kernels) vs transformers."""
+    """Same prompts, greedy, same GGUF, token healing on both sides: llama.cpp (Q4_K_M
+    kernels, healing through a grammar) vs transformers (healing in the decode loop)."""
     from model_runtime.engine import Engine
     from model_runtime.loader import load_model
     from model_runtime.spec import QWEN_CODER_MODEL
 
     remote = llama.engine(qwen_remote)
-    local = Engine(load_model(QWEN_CODER_MODEL), token_healing=False)
+    local = Engine(load_model(QWEN_CODER_MODEL))
     rows = []
-    for request in FIM_CASES:
+    for request in [*FIM_CASES, *HEAL_CASES]:
         assert remote.prompt_for(request).input_ids == local.prompt_for(request).input_ids
         ours, theirs = local.complete(request), remote.complete(request)
+        assert ours.healed == theirs.healed
         rows.append((request.path, ours.text, theirs.text))
     print("\n" + "\n".join(f"{p}: in-process {a!r} | llama.cpp {b!r}" for p, a, b in rows))
     assert all(a.strip() and b.strip() for _, a, b in rows)
-    assert sum(a == b for _, a, b in rows) >= 2, rows
+    assert sum(a == b for _, a, b in rows) >= 3, rows

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runtime_helpers import cancel_while_generating
 
 from model_runtime.engine import CompletionRequest, Engine
 from model_runtime.loader import ModelLoadError, load_model, write_adapter_meta
@@ -134,23 +133,9 @@ def test_int8_engine_cancels_from_another_thread(tmp_path: Path, codellama_token
     request = CompletionRequest(
         path="m.py", prefix=PREFIX, suffix="\n", multiline=True, max_new_tokens=100_000
     )
-    cancel = threading.Event()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        box["result"] = engine.complete(request, cancel)
-        box["done"] = time.perf_counter()
-
-    worker = threading.Thread(target=work)
-    worker.start()
-    time.sleep(0.5)
-    assert worker.is_alive()
-    set_at = time.perf_counter()
-    cancel.set()
-    worker.join(5)
-    assert not worker.is_alive()
-    assert box["result"].cancelled and box["result"].text == ""
-    assert box["done"] - set_at < 0.2
+    result, seconds = cancel_while_generating(engine, request)
+    assert result.cancelled and result.text == ""
+    assert seconds < 0.2
     assert not engine.complete(CompletionRequest(path="m.py", prefix=PREFIX, suffix="",
                                                  max_new_tokens=2)).cancelled  # fmt: skip
 

@@ -1,12 +1,13 @@
 """Setting ``backend`` end to end: the real server over stdio, its tokens from an engine.
 
-``backend: openai`` runs against a fake OpenAI-compatible engine in this process (a stdlib
-HTTP server in a thread that streams server-sent events like vLLM's server, records requests
-and notices when the client goes away): completions arrive through the LSP; an engine that is
-down, slow, garbling, closing mid-stream or interrupted answers empty within a bound, with one
-clear log line and the reason in ``codellama.status``, is never cached, and is used again as
-soon as it answers; ``$/cancelRequest`` closes the stream (seen on the engine side). The prompt
-side is a tiny Qwen-style tokenizer saved to a directory (the ``model`` setting).
+``backend: openai`` runs against a fake OpenAI-compatible engine in this process
+(``tests/engine_fake.py``: a stdlib HTTP server in a thread that streams server-sent events like
+vLLM's server, records requests and notices when the client goes away): completions arrive
+through the LSP; an engine that is down, slow, garbling, closing mid-stream or interrupted
+answers empty within a bound, with one clear log line and the reason in ``codellama.status``,
+is never cached, and is used again as soon as it answers; ``$/cancelRequest`` closes the stream
+(seen on the engine side). The prompt side is a tiny Qwen-style tokenizer saved to a directory
+(the ``model`` setting).
 
 ``backend: llama.cpp`` (slow) starts the real managed llama.cpp server on the bundled Qwen GGUF
 through the LSP server and checks that it is gone after ``shutdown`` + ``exit``. It fails, never
@@ -18,16 +19,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from engine_fake import FakeEngine, Script, tiny_qwen_tokenizer
 from lsp_harness import ServerProcesses
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -44,129 +44,13 @@ from server_helpers import (
 from lsp_server.model_host import ModelKey
 from lsp_server.settings import Settings, parse_settings
 from model_runtime.llama_server import free_port
-from model_runtime.tiny import END_OF_TEXT, train_bpe_tokenizer
 
 KEY = "sk-engine-test-7c41"
 KEY_ENV = "CODELLAMA_TEST_ENGINE_KEY"
-QWEN_SPECIALS = [
-    END_OF_TEXT,
-    "<|fim_prefix|>",
-    "<|fim_middle|>",
-    "<|fim_suffix|>",
-    "<|fim_pad|>",
-    "<|repo_name|>",
-    "<|file_sep|>",
-]
 CODE = "def main():\n    value = \n    return value\n"
 """Completed at line 1, character 12 (after ``value = ``)."""
 TIMEOUT_S = 1.0
 """The engines' first-byte timeout in these tests (``CODELLAMA_ENGINE_TIMEOUT_S``)."""
-
-
-# -- the fake engine ---------------------------------------------------------------------------
-
-
-@dataclass
-class Script:
-    """What the fake engine does with the next completion requests."""
-
-    pieces: list[str] = field(default_factory=lambda: ["foo", "(x)", "\n"])
-    mode: str = "ok"
-    """``ok`` | ``garbage`` (not JSON) | ``shape`` (JSON without choices) | ``close`` (mid-stream,
-    no [DONE]) | ``interrupt`` ([DONE] without a finish reason)."""
-    before_headers_s: float = 0.0
-    endless: bool = False
-    delay_s: float = 0.0
-
-
-class FakeEngine:
-    """``GET /v1/models`` and streamed ``POST /v1/completions``, like vLLM's server."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.script = Script()
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.first_chunk = threading.Event()
-        self.disconnected = threading.Event()
-        self.owned_by = "vllm"
-        self.adapters: list[dict[str, Any]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                fake.headers.append(dict(self.headers))
-                self._send(200, {"data": [{"id": "fake-model", "owned_by": fake.owned_by}]})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                fake.requests.append(body)
-                fake.headers.append(dict(self.headers))
-                if self.path == "/v1/load_lora_adapter":  # vLLM's run-time LoRA loading
-                    fake.adapters.append(body)
-                    self._send(200, f"Success: LoRA adapter '{body['lora_name']}' added.")
-                    return
-                time.sleep(fake.script.before_headers_s)
-                if not body.get("stream"):  # a prefill
-                    self._send(200, {"choices": [{"text": "x", "finish_reason": "length"}]})
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                try:
-                    fake.stream(self, fake.script)
-                except (BrokenPipeError, ConnectionResetError):
-                    fake.disconnected.set()
-
-            def _send(self, code: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def completions(self) -> list[dict[str, Any]]:
-        """The streamed completion requests received (prefills excluded)."""
-        return [r for r in self.requests if r.get("stream")]
-
-    def stream(self, handler: BaseHTTPRequestHandler, script: Script) -> None:
-        def send(line: str) -> None:
-            handler.wfile.write(line.encode() + b"\n\n")
-            handler.wfile.flush()
-
-        if script.mode == "garbage":
-            return send("data: {this is not json")
-        if script.mode == "shape":
-            return send('data: {"object": "text_completion", "answer": 42}')
-        index = 0
-        while index < len(script.pieces) or script.endless:
-            last = index == len(script.pieces) - 1 and not script.endless
-            piece = script.pieces[index % len(script.pieces)]
-            choice = {"text": piece, "index": 0, "finish_reason": "stop" if last else None}
-            send("data: " + json.dumps({"choices": [choice]}))
-            self.first_chunk.set()
-            index += 1
-            if script.mode in ("close", "interrupt") and index == 2:
-                if script.mode == "interrupt":
-                    send("data: [DONE]")
-                return None
-            time.sleep(script.delay_s)
-        return send("data: [DONE]")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -176,15 +60,14 @@ class FakeEngine:
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Qwen-style tokenizer (its FIM tokens): the prompt side of the remote engine."""
     out = tmp_path_factory.mktemp("qwen-tokenizer")
-    train_bpe_tokenizer(CORPUS * 5, specials=QWEN_SPECIALS, vocab_size=400).save_pretrained(out)
+    tiny_qwen_tokenizer(CORPUS * 5).save_pretrained(out)
     return out
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeEngine]:
-    server = FakeEngine()
-    yield server
-    server.close()
+    with FakeEngine() as server:
+        yield server
 
 
 @pytest.fixture
@@ -462,6 +345,19 @@ async def test_managed_llama_cpp_serves_and_dies_with_the_server(
     assert "a * b" in text, text
     report = await status(client)
     assert report["completions"]["prefetch"]["prefills"] == 0  # one engine slot: no prefetch
+
+    # Killed from outside (a crash, the OOM killer): started again on the same port, and the
+    # next request (another position: nothing cached) is answered.
+    endpoint = report["model"]["engine"]["endpoint"]
+    os.kill(pid, signal.SIGKILL)
+    await wait_gone(pid, zombie_ok=True)
+    other = (tmp_path / "calc2.py").as_uri()
+    open_document(client, other, code.replace("mul(a, b)", "sub(a, b)"))
+    text = await inline(client, other, 5, 4)
+    assert "a - b" in text, text
+    engine = (await status(client))["model"]["engine"]
+    assert engine["serverPid"] not in (None, pid) and engine["endpoint"] == endpoint, engine
+    pid = engine["serverPid"]
 
     # Another model setting reloads: a new server, the old one stopped.
     client.protocol.notify(

@@ -200,3 +200,73 @@ async def test_cancel_keeps_served_model_and_checkpoint(
     assert list((run_dir / "checkpoints").glob("step-*/optimizer.pt"))
     assert any("cancelled" in m.message for m in client.messages)
     assert (await _execute(client, "codellama.cancelFinetune"))["cancelled"] is False
+
+
+PATTERN_FILES = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
+"""Every function of these workspace files returns ``zq_blend(value, "QX<i><k>")``."""
+PATTERN_RUN = {
+    "maxSteps": 15, "lr": 3e-3, "contextLen": 64, "batchSize": 2, "loraR": 8, "loraAlpha": 16,
+    "fimRate": 1.0, "valFraction": 0.25, "maxHoles": 2, "evalMaxNewTokens": 8,
+    "gateTolerance": 100.0,
+}  # fmt: skip
+"""Enough passes over the ~8 packed rows that the pattern wins greedy decoding on the bundled
+Qwen (a plain recipe otherwise; the gate is tolerant as above, it is unit-tested elsewhere)."""
+
+
+def _pattern_workspace(root: Path) -> None:
+    for i, name in enumerate(PATTERN_FILES):
+        path = root / "pkg" / f"{name}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            "".join(
+                f'def {name}_{k}(value):\n    return zq_blend(value, "QX{i}{k}")\n\n\n'
+                for k in range(4)
+            )
+        )
+
+
+@pytest.mark.parametrize("profile", ["neovim"])
+async def test_finetune_adapter_is_served_by_the_llama_cpp_engine(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Backend ``llama.cpp`` on the bundled Qwen GGUF, the whole loop through the LSP: the
+    fine-tune's PEFT adapter is converted to a GGUF LoRA, the managed server restarts with it,
+    and it completes with what it learned; ``useAdapter none`` serves the base again."""
+    from model_runtime.llama_server import llama_cpp_available
+
+    if not llama_cpp_available():
+        pytest.fail("llama-cpp-python[server] is not installed: run scripts/build_llama_cpp.sh")
+    _pattern_workspace(tmp_path)
+    # Repository context off: with it, the base model already copies the pattern from the
+    # snippets of the other files; here only the adapter may know it.
+    options = {"backend": "llama.cpp", "maxNewTokens": 16, "debounceMs": 0, "repoContext": False}
+    client = await start_server(options)
+    report = await wait_for_state(client, "ready", "failed", timeout=600)
+    assert report["model"]["state"] == "ready", report["model"]
+    base_pid = report["model"]["engine"]["serverPid"]
+    uri = (tmp_path / "pkg" / "india.py").as_uri()
+    open_document(client, uri, "def india_0(value):\n    return \n")
+    before = await inline(client, uri, 1, 11)
+    assert before and "zq_blend" not in before, before  # the base model, through llama.cpp
+
+    started = await _execute(client, "codellama.finetune", PATTERN_RUN)
+    assert started["started"] is True, started
+    adapter = str(Path(started["run"]) / "adapter")
+    report = await _wait_training(client, lambda training: training["state"] == "idle", 900, 1.0)
+    last = report["features"]["finetune"]["lastRun"]
+    assert last["status"] == "success" and last["promote"] is True, last
+
+    model = report["model"]
+    assert model["backend"] == "llama.cpp" and model["adapter"] == adapter, model
+    engine = model["engine"]
+    assert engine["adapter"] == adapter and engine["engineError"] is None, engine
+    assert engine["serverPid"] not in (None, base_pid), engine  # restarted with the LoRA GGUF
+    log = Path(engine["serverLog"]).read_text(errors="replace")
+    assert "lora-gguf" in log, log[-2000:]  # llama.cpp loaded the converted adapter
+    after = await inline(client, uri, 1, 11)
+    print(f"\nbase: {before!r}\nfine-tuned, served by llama.cpp: {after!r}")
+    assert 'blend(value, "QX' in after, after  # the trained pattern (the base: `value`)
+
+    back = await _execute(client, "codellama.useAdapter", "none")
+    assert back["ok"] is True and back["adapter"] is None, back
+    assert await inline(client, uri, 1, 11) == before  # the plain model again
