@@ -99,19 +99,6 @@ def insert(
     )
 
 
-async def idle(client: CompletionClient, timeout: float = 300.0) -> dict[str, Any]:
-    """Wait until the server runs no model job and has no background job alive."""
-    deadline = time.monotonic() + timeout
-    while True:
-        report = await client.status()
-        prefetch = report["completions"].get("prefetch", {})
-        if not report["model"]["busy"] and not prefetch.get("active"):
-            return report
-        if time.monotonic() > deadline:
-            raise TimeoutError("server never became idle")
-        await asyncio.sleep(0.05)
-
-
 async def first_completion(
     client: CompletionClient,
     other: CompletionClient,
@@ -121,8 +108,8 @@ async def first_completion(
     cursor_chars: int,
 ) -> tuple[float, int, int]:
     text = (ROOT / path).read_text(encoding="utf-8")
-    await idle(other)
-    await idle(client)
+    await other.wait_idle()
+    await client.wait_idle()
     uri = await client.open(ROOT / f"bench_open_{k}_{Path(path).name}", text)
     await asyncio.sleep(dwell)
     line, character = cursor_in(text, cursor_chars)
@@ -143,9 +130,9 @@ async def tab_chain(
 ) -> tuple[list[float], int]:
     """Latencies of the requests after each acceptance, and how many the cache answered."""
     text = (ROOT / path).read_text(encoding="utf-8")
-    await idle(other)
+    await other.wait_idle()
     uri = await client.open(ROOT / f"bench_chain_{k}_{Path(path).name}", text)
-    await idle(client)
+    await client.wait_idle()
     line, character = cursor_in(text, len(text) // 2)
     shown = await client.inline_completion(uri, line, character)
     latencies: list[float] = []

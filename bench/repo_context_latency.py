@@ -106,29 +106,6 @@ async def session(
     return rows
 
 
-async def idle(client: CompletionClient) -> None:
-    """Wait until the server runs no model job and no background prefetch."""
-    while True:
-        report = await client.status()
-        if not report["model"]["busy"] and not report["completions"].get("prefetch", {}).get(
-            "active"
-        ):
-            return
-        await asyncio.sleep(0.05)
-
-
-def _find(report: Any, key: str) -> Any:
-    """The first dict under ``key`` anywhere in a status report (``None`` if absent; the
-    settings section's boolean of the same name is passed over)."""
-    if isinstance(report, dict):
-        if isinstance(report.get(key), dict):
-            return report[key]
-        for value in report.values():
-            if (found := _find(value, key)) is not None:
-                return found
-    return None
-
-
 def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Over the typing requests the model answered (the others came from the completion cache
     or typed-through, in milliseconds on both sides): latency median and p95, their count,
@@ -170,18 +147,18 @@ async def run(args: argparse.Namespace) -> None:
             print(f"{side}: {report['model'].get('model')} ({report['model'].get('dtype')})")
         index = None
         for _ in range(600):  # the "on" server's index: its watcher syncs the dataset first
-            index = _find(await clients["on"].status(), "repoContext")
-            if index and index.get("index"):
+            index = (await clients["on"].status())["features"]["dataset"]["repoContext"]
+            if index.get("index"):
                 break
             await asyncio.sleep(0.1)
-        print(f"# {args.package}: {len(records)} records, index {index and index.get('index')}; "
+        print(f"# {args.package}: {len(records)} records, index {index and index['index']}; "
               f"{len(sites)} sessions × {args.keystrokes} keystrokes per server, context "
               f"{args.context_tokens}, {args.max_new_tokens} new tokens; load "
               f"{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
         for k, site in enumerate(sites):
             for side, client in clients.items():
                 for other in clients.values():
-                    await idle(other)
+                    await other.wait_idle()
                 done = await session(client, site, args.keystrokes, k)
                 for i, row in enumerate(done):
                     row["first"] = i == 0

@@ -165,6 +165,19 @@ class CompletionClient:
                 raise TimeoutError(f"model not ready after {timeout:.0f} s (state: {state})")
             await asyncio.sleep(0.1)
 
+    async def wait_idle(self, timeout: float = 300.0) -> dict[str, Any]:
+        """Poll status until the server runs no model job and no background prefetch (so a
+        measurement starts on a quiet server); returns that status report."""
+        deadline = time.monotonic() + timeout
+        while True:
+            report = await self.status()
+            prefetch = report["completions"].get("prefetch", {})
+            if not report["model"]["busy"] and not prefetch.get("active"):
+                return report
+            if time.monotonic() > deadline:
+                raise TimeoutError("server never became idle")
+            await asyncio.sleep(0.05)
+
     async def open(
         self, path: str | Path, text: str | None = None, language_id: str | None = None
     ) -> str:
