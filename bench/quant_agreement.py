@@ -51,14 +51,23 @@ def greedy(engine: Any, ids: list[int], new: int) -> list[int]:
     return engine_decode(engine, ids, new)[2]
 
 
-def forced_agreement(model: Any, ids: list[int], reference: list[int]) -> int:
-    """Positions where ``model``'s argmax equals ``reference`` with ``reference`` fed in."""
+def forced_agreement(engine: Any, ids: list[int], reference: list[int]) -> int:
+    """Positions where the engine's argmax equals ``reference`` with ``reference`` fed in one
+    token at a time, as decoding does (a quantised model runs prompt chunks through its float
+    layers and single tokens through the int kernels: one pass over ``ids + reference`` would
+    measure the float layers)."""
     import torch
 
-    x = torch.tensor([ids + reference[:-1]])
+    engine.reset_cache()
+    agree = 0
     with torch.inference_mode():
-        logits = model(input_ids=x, logits_to_keep=len(reference)).logits[0]
-    return sum(int(a) == b for a, b in zip(logits.argmax(-1).tolist(), reference, strict=True))
+        logits, _ = engine._prefill(ids, None)
+        for position, token in enumerate(reference):
+            agree += int(logits.argmax()) == token
+            if position + 1 < len(reference):
+                logits = engine._forward([token], 1)[-1]
+    engine.reset_cache()
+    return agree
 
 
 def main() -> None:
@@ -97,7 +106,7 @@ def main() -> None:
             diff = next((i for i, (a, b) in enumerate(zip(out, ref, strict=True)) if a != b), None)
             same += diff is None
             first_diff += len(ref) if diff is None else diff
-            forced += forced_agreement(loaded.model, ids, ref)
+            forced += forced_agreement(engine, ids, ref)
         n = len(prompts)
         print(
             f"{mode:6s} identical {same}/{n}  mean tokens before a difference "

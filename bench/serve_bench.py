@@ -3,6 +3,9 @@
     .venv/bin/python bench/serve_bench.py [--models bundled:smollm2-135m,bundled:qwen2.5-coder-0.5b]
         [--positions 10] [--keys 8] [--max-new-tokens 16]
 
+A ``--models`` entry may carry server settings: ``MODEL+setting=value[+...]``, e.g.
+``bundled:qwen2.5-coder-0.5b+quantize=int8+contextTokens=1024`` (one server per entry).
+
 For each model one server process (stdio, the user's defaults except ``debounceMs: 0`` and
 ``maxNewTokens``; torch uses every core, as a user's server does) opens the same real
 third-party file (click's ``core.py``, ~3k lines: the prompt is the full ``contextTokens`` budget)
@@ -91,14 +94,26 @@ def conversion_seconds(model: str) -> float | None:
         return None
 
 
-async def measure(model: str, args: argparse.Namespace, workspace: Path) -> dict[str, Any]:
-    """Run the cursor script against one server process."""
-    name, text = source_text()
-    options = {"model": model, "debounceMs": 0, "maxNewTokens": args.max_new_tokens}
+def server_options(entry: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Initialization options for one ``--models`` entry: ``MODEL[+setting=value...]``
+    (e.g. ``bundled:qwen2.5-coder-0.5b+quantize=int8+contextTokens=1024``) over the bench's
+    defaults."""
+    model, *extra = entry.split("+")
+    options: dict[str, Any] = {"model": model, "debounceMs": 0, "maxNewTokens": args.max_new_tokens}
     if args.context_tokens:
         options["contextTokens"] = args.context_tokens
     if args.dtype != "auto":
         options["dtype"] = args.dtype
+    for item in extra:
+        key, _, value = item.partition("=")
+        options[key] = int(value) if value.isdigit() else value
+    return options
+
+
+async def measure(model: str, args: argparse.Namespace, workspace: Path) -> dict[str, Any]:
+    """Run the cursor script against one server process (``model``: a ``--models`` entry)."""
+    name, text = source_text()
+    options = server_options(model, args)
     async with CompletionClient(init_options=options, root=workspace) as client:
         started = time.perf_counter()
         report = await client.wait_ready(timeout=900)
@@ -140,7 +155,8 @@ async def measure(model: str, args: argparse.Namespace, workspace: Path) -> dict
         "moved": moved,
         "typed": typed,
         "rss_mb": rss,
-        "conversion_s": conversion_seconds(model),
+        "conversion_s": conversion_seconds(options["model"]),
+        "quantize": model_info.get("quantize"),
         "completions": completions,
     }
 
@@ -182,7 +198,7 @@ def main() -> None:
     base = results[0]
     print()
     print(
-        f"{'model':32s} {'dtype':9s} {'moved med':>10s} {'p95':>6s} {'typed med':>10s} {'p95':>6s} {'÷ first (moved/typed)':>22s} {'RSS MB':>7s}"
+        f"{'model':56s} {'dtype':9s} {'moved med':>10s} {'p95':>6s} {'typed med':>10s} {'p95':>6s} {'÷ first (moved/typed)':>22s} {'RSS MB':>7s}"
     )
     for res in results:
         mm, tm = statistics.median(res["moved"]), statistics.median(res["typed"])
@@ -191,7 +207,7 @@ def main() -> None:
             f"{tm / statistics.median(base['typed']):.2f}"
         )
         print(
-            f"{res['model']:32s} {res['dtype']:9s} {mm:10.2f} {p95(res['moved']):6.2f} "
+            f"{res['model']:56s} {res['dtype']:9s} {mm:10.2f} {p95(res['moved']):6.2f} "
             f"{tm:10.2f} {p95(res['typed']):6.2f} {ratio:>22s} {res['rss_mb']:7.0f}"
         )
     if args.json:

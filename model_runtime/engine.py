@@ -355,9 +355,13 @@ class Engine:
             self._kv.crop(keep)
         logits = None
         position = keep
+        # Quantised models run chunks on float layers, single tokens on int kernels (.quant): the
+        # last prompt token gets its own pass, as when the rest is cached (cache-free answers).
+        alone = self._loaded.quantize != "none"
         while position < len(ids):
             LayerCancel.check(cancel)
-            chunk = ids[position : position + chunk_size]
+            stop = len(ids) - 1 if alone and position < len(ids) - 1 else len(ids)
+            chunk = ids[position : min(position + chunk_size, stop)]
             logits = self._forward(chunk, 1)[-1]
             position += len(chunk)
         assert logits is not None

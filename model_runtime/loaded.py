@@ -81,13 +81,13 @@ def resize_embeddings(model: Any, size: int) -> None:
         model.resize_token_embeddings(size, mean_resizing=False)
 
 
-def choose_quantize(quantize: str, device: str, model: str) -> Any:
+def choose_quantize(quantize: str, device: str, model: str, dtype: str = "bfloat16") -> Any:
     """:func:`model_runtime.quant.choose_quantize`, its error as a :class:`ModelLoadError`."""
     from model_runtime.quant import QuantizeError
     from model_runtime.quant import choose_quantize as choose
 
     try:
-        return choose(quantize, device, model)
+        return choose(quantize, device, model, dtype)
     except QuantizeError as exc:
         raise ModelLoadError(str(exc)) from exc
 

@@ -25,6 +25,7 @@ from model_runtime.adapters import (
     read_adapter_meta,
     write_adapter_meta,
 )
+from model_runtime.attention import use_fast_decode_attention
 from model_runtime.fim import detect_template
 from model_runtime.loaded import (
     LoadedModel,
@@ -218,7 +219,7 @@ def load_model(
         raise ModelLoadError(f"adapter directory {adapter} does not exist")
     resolved_device = resolve_device(device)
     choice = choose_dtype(dtype, resolved_device, model)
-    quant_choice = choose_quantize(quantize, resolved_device, model)
+    quant_choice = choose_quantize(quantize, resolved_device, model, choice.dtype)
     report(0, f"resolving model {model}")
     path = resolve_model(
         model, progress=progress if is_bundled(model) else None, dtype=choice.dtype
@@ -241,6 +242,7 @@ def load_model(
         raise _offline_hint(model, exc) from exc
     base.eval()
     base.to(resolved_device)  # type: ignore[arg-type]
+    use_fast_decode_attention(base, resolved_device)
     log.info("model %s: %s on %s (%s)", model, choice.dtype, resolved_device, choice.reason)
     loaded = LoadedModel(
         model=base,

@@ -323,6 +323,12 @@ class EvalConfig:
         "Environment variable holding the engine's API key (`--backend openai`; never logged).",
         group=_ENGINE,
     )
+    quantize: str = option(
+        "auto",
+        "Weight format of the in-process model, as the server's `quantize` setting (`auto`: what the server picks by default).",
+        group=_ENGINE,
+        choices=("auto", "none", "int8", "int4"),
+    )
 
     def __post_init__(self) -> None:
         options.check(self)

@@ -47,9 +47,12 @@ def eval_engine(
     engine_model: str = "",
     api_key_env: str | None = None,
     n_threads: int | None = None,
+    quantize: str = "auto",
 ) -> Iterator[Any]:
     """The engine to score with, for the duration of the ``with`` block (a managed llama.cpp
-    server is stopped at its end)."""
+    server is stopped at its end). ``quantize``: the in-process weight format, resolved as
+    the server resolves its ``quantize`` setting (``auto``: the server's default choice), so a
+    score is the served model's."""
     from model_runtime.prompt import DEFAULT_CONTEXT_TOKENS
 
     budget = context_tokens or DEFAULT_CONTEXT_TOKENS
@@ -60,7 +63,7 @@ def eval_engine(
         from model_runtime.loader import load_model
 
         yield Engine(
-            load_model(base_model, device=device),
+            load_model(base_model, device=device, quantize=quantize),
             context_tokens=budget,
             token_healing=token_healing,
         )

@@ -12,6 +12,7 @@ from model_runtime.engine import CompletionRequest, Engine
 from model_runtime.loader import ModelLoadError, load_model, write_adapter_meta
 from model_runtime.quant import (
     AUTO_CPU,
+    MATMUL_ROWS,
     Int4Linear,
     Int8Linear,
     QuantizeError,
@@ -46,7 +47,10 @@ def test_quantized_linear_matches_float(cls: Any, tolerance: float, dtype: str, 
     got = quantized(x)
     assert got.shape == want.shape and got.dtype == linear.weight.dtype
     assert _relative_error(got, want) < tolerance
-    # What the layer computes is exactly its dequantised weight (up to matmul rounding).
+    if rows > MATMUL_ROWS:  # a prompt chunk runs the original float layer
+        assert torch.equal(got, linear(x))
+        return
+    # A decode step computes with exactly the dequantised weight (up to matmul rounding).
     dense = torch.nn.functional.linear(
         x.float(), quantized.dequantized().float(), linear.bias.float()
     )
@@ -65,6 +69,10 @@ def test_choose_quantize() -> None:
     assert choose_quantize("auto", "cpu", "some/model").mode == "none"
     spec = next(iter(AUTO_CPU))
     assert choose_quantize("AUTO", "cpu", spec).mode == AUTO_CPU[spec][0]
+    assert choose_quantize("auto", "cpu", "bundled:qwen2.5-coder-0.5b").mode == "int8"
+    # measured for bf16 serving: a CPU without native bf16 serves fp32, unquantised
+    fp32 = choose_quantize("auto", "cpu", "bundled:qwen2.5-coder-0.5b", "float32")
+    assert fp32.mode == "none" and "bf16" in fp32.reason
     assert choose_quantize("int8", "cpu").reason == "int8 (set explicitly)"
     assert choose_quantize(None, "cpu").mode == "none"
     with pytest.raises(QuantizeError, match="CPU only"):
