@@ -1,7 +1,7 @@
 """Completion quality on held-out files of real third-party code: one table, the same holes.
 
     .venv/bin/python bench/quality.py [--package click] [--holes 100] \
-        [--rows smollm2,qwen-fp32,qwen-auto,qwen-heal,qwen-repo] [--finetune-minutes 15] \
+        [--rows smollm2,qwen-fp32,qwen-auto,qwen-heal,qwen-repo,qwen-bf16] [--finetune-minutes 15] \
         [--json out.json]
 
 The source of an installed third-party package (default ``click``: not the standard library, not
@@ -16,10 +16,16 @@ Rows (``--rows``, comma-separated; each loads its model once):
 
 - ``smollm2``   -- ``bundled:smollm2-135m``, ``dtype: auto`` (fp32: bf16 changes its output)
 - ``qwen-fp32`` -- ``bundled:qwen2.5-coder-0.5b`` in fp32, no token healing
-- ``qwen-auto`` -- the same with the dtype ``auto`` picks (bf16 on a native-bf16 CPU)
+- ``qwen-auto`` -- the same with the dtype and weights ``auto`` picks (what the server loads:
+  bf16 with int8 decoding weights on a native-bf16 CPU, :mod:`model_runtime.quant`)
 - ``qwen-heal`` -- ``qwen-auto`` with token healing at the cursor
 - ``qwen-repo`` -- ``qwen-heal`` with repository context: snippets the server's index
   (``model_runtime.retrieval``) retrieves from the workspace's other files
+- ``qwen-bf16``, ``qwen-int4`` -- ``qwen-repo`` with bf16 / int4 weights (``quantize: none`` /
+  ``int4``) instead of ``auto``
+- ``qwen-repo-defs``, ``qwen-repo-4sim`` -- ``qwen-repo`` with 0 / 4 BM25 windows (server: 1)
+- ``qwen-repo-1024``, ``qwen-heal-1024`` -- ``qwen-repo`` / ``qwen-heal`` with a 1,024-token
+  prompt budget (``contextTokens``) instead of the default
 - ``qwen-tuned`` (``--finetune-minutes M``) -- ``qwen-repo`` serving a LoRA adapter fine-tuned
   for M minutes on the *training* files of the same split (``training.train.train``: examples
   with repository context, the editor command's defaults but the time budget and epochs); the
@@ -68,15 +74,26 @@ class Row:
     repo_context: bool = False
     adapter: str | None = None
     """A LoRA adapter directory served on top of the model (the fine-tune row)."""
+    quantize: str = "auto"
+    """Weight format of the served linear layers (``load_model(quantize=...)``; the server's)."""
+    max_similar: int | None = None
+    """BM25 windows in the repository context (``None``: the server's ``MAX_SIMILAR``)."""
     engine_options: dict[str, Any] = field(default_factory=dict)
 
 
+BUDGET_1024 = {"context_tokens": 1024}
 ROWS: dict[str, Row] = {
     "smollm2": Row(SMOLLM2),
     "qwen-fp32": Row(QWEN, dtype="float32"),
     "qwen-auto": Row(QWEN),
     "qwen-heal": Row(QWEN, heal=True),
     "qwen-repo": Row(QWEN, heal=True, repo_context=True),
+    "qwen-bf16": Row(QWEN, heal=True, repo_context=True, quantize="none"),
+    "qwen-int4": Row(QWEN, heal=True, repo_context=True, quantize="int4"),
+    "qwen-repo-defs": Row(QWEN, heal=True, repo_context=True, max_similar=0),
+    "qwen-repo-4sim": Row(QWEN, heal=True, repo_context=True, max_similar=4),
+    "qwen-repo-1024": Row(QWEN, heal=True, repo_context=True, engine_options=BUDGET_1024),
+    "qwen-heal-1024": Row(QWEN, heal=True, engine_options=BUDGET_1024),
 }
 
 
@@ -96,7 +113,7 @@ def engine_kwargs(row: Row) -> dict[str, Any]:
 def format_row(res: dict[str, Any]) -> str:
     """One table line: EM, line EM, block EM, ES, empty answers, seconds."""
     return (
-        f"{res['row']:10s} {res['dtype']:9s} {res['all']['exact_match']:6.1f} "
+        f"{res['row']:14s} {res['dtype']:9s} {res['all']['exact_match']:6.1f} "
         f"{res['line'].get('exact_match', 0):8.1f} {res['block'].get('exact_match', 0):9.1f} "
         f"{res['all']['edit_similarity']:6.1f} {res['empty']:6d} {res['seconds']:6.0f}"
         + (" (from --reuse)" if res.get("reused") else "")
@@ -129,7 +146,7 @@ def run_row(
     name: str,
     row: Row,
     holes: list[Any],
-    loaded_cache: dict[tuple[str, str], Any],
+    loaded_cache: dict[tuple[str, str, str], Any],
     index: Any,
     max_new_tokens: int,
 ) -> dict[str, Any]:
@@ -139,20 +156,26 @@ def run_row(
     from training.evaluate import run_holes
     from training.metrics import score
 
-    key = (row.model, row.dtype)
+    key = (row.model, row.dtype, row.quantize)
     if key not in loaded_cache:
         loaded_cache.clear()  # one model in memory at a time
-        loaded_cache[key] = load_model(row.model, dtype=row.dtype)
+        loaded_cache[key] = load_model(row.model, dtype=row.dtype, quantize=row.quantize)
     loaded = loaded_cache[key]
     engine = Engine(loaded, **engine_kwargs(row))
     if row.adapter:
         engine.set_adapter(row.adapter)
     started = time.monotonic()
     preds = run_holes(
-        engine, holes, max_new_tokens=max_new_tokens, index=index if row.repo_context else None
+        engine,
+        holes,
+        max_new_tokens=max_new_tokens,
+        index=index if row.repo_context else None,
+        max_similar=row.max_similar,
     )
     seconds = time.monotonic() - started
     out: dict[str, Any] = {"row": name, "model": row.model, "dtype": loaded.dtype}
+    out["quantize"] = loaded.quantize
+    out["context_tokens"] = engine.context_tokens
     for kind in ("all", "line", "block"):
         pairs = [
             (p, h.target) for p, h in zip(preds, holes, strict=True) if kind in ("all", h.kind)
@@ -241,7 +264,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     add_hole_options(parser)
-    parser.add_argument("--rows", default="smollm2,qwen-fp32,qwen-auto,qwen-heal")
+    parser.add_argument("--rows", default="smollm2,qwen-fp32,qwen-auto,qwen-heal,qwen-repo")
     parser.add_argument(
         "--finetune-minutes",
         type=float,
@@ -267,7 +290,7 @@ def _parser() -> argparse.ArgumentParser:
 def _finetune_row(
     args: argparse.Namespace,
     results: list[dict[str, Any]],
-    cache: dict[tuple[str, str], Any],
+    cache: dict[tuple[str, str, str], Any],
     held_out: list[str],
     workspace: Path,
     tmp: Path,
@@ -342,8 +365,8 @@ def main() -> None:
         index = index_records(records, name=args.package)
 
     results: list[dict[str, Any]] = []
-    cache: dict[tuple[str, str], Any] = {}
-    header = f"{'row':10s} {'dtype':9s} {'EM':>6s} {'line EM':>8s} {'block EM':>9s} {'ES':>6s} {'empty':>6s} {'s':>6s}"
+    cache: dict[tuple[str, str, str], Any] = {}
+    header = f"{'row':14s} {'dtype':9s} {'EM':>6s} {'line EM':>8s} {'block EM':>9s} {'ES':>6s} {'empty':>6s} {'s':>6s}"
     prior = reused_rows(args.reuse, holes) if args.reuse else {}
     for name in names:
         if name in prior:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterable, Sequence
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DEFINITION = re.compile(
@@ -113,6 +114,27 @@ def definitions(content: str) -> dict[str, list[int]]:
     return found
 
 
+_LOCAL_BINDING = re.compile(
+    r"^[ \t]*(?:(?:const|let|var)\s+)?(?P<names>[A-Za-z_][\w, \t]*?)\s*(?::[^=]+)?=[^=]"
+    r"|\bfor\s+(?P<loop>[A-Za-z_][\w, \t]*?)\s+in\b"
+    r"|\bas\s+(?P<alias>[A-Za-z_]\w*)"
+)
+
+
+def bound_names(lines: Iterable[str]) -> set[str]:
+    """Names the lines bind at any indentation: definitions, assignments (``a, b = ...``),
+    loop variables and ``as`` aliases -- what a reader of these lines can already see bound."""
+    found: set[str] = set()
+    for line in lines:
+        definition = _DEFINITION.match(line)
+        if definition is not None:
+            found.add(definition.group("name"))
+        for match in _LOCAL_BINDING.finditer(line):
+            names = match.group("names") or match.group("loop") or match.group("alias") or ""
+            found.update(IDENTIFIER.findall(names))
+    return found
+
+
 def imports(content: str, path: str) -> tuple[str, ...]:
     """Module names imported by ``content`` (dotted Python names or JS relative paths)."""
     mods: list[str] = []
@@ -158,3 +180,21 @@ def module_keys(path: str) -> list[str]:
     if parts[-1] in ("__init__", "index", "mod"):
         parts = parts[:-1]
     return [".".join(parts[i:]) for i in range(len(parts)) if parts[i:]]
+
+
+_RECEIVER = re.compile(r"\b([A-Za-z_]\w*)\.\w*$")
+
+
+def receiver_type(lines: Sequence[str]) -> list[str]:
+    """The annotated type of the object a member is being completed on: for ``store.`` at the
+    cursor and ``store: InventoryStore`` among ``lines`` (a parameter or an annotated
+    variable), ``["InventoryStore"]``; [] when there is no receiver or no annotation."""
+    match = _RECEIVER.search(lines[-1]) if lines else None
+    if match is None or match.group(1) in ("self", "cls", "this"):
+        return []
+    pattern = re.compile(rf"\b{re.escape(match.group(1))}\s*:\s*(?:[\w.]+\.)?([A-Za-z_]\w*)")
+    for line in reversed(lines):
+        annotation = pattern.search(line)
+        if annotation is not None:
+            return [annotation.group(1)]
+    return []

@@ -4,15 +4,17 @@ The index holds only what the workspace dataset holds (``dataset.api.load_record
 watcher's change events): ignored, dropped and secret-bearing files never enter it, and secrets
 in kept files are already redacted. An edit re-indexes that one file.
 
-What it keeps per file: its BM25 windows (:mod:`model_runtime.bm25`), the names it defines
-and the modules it imports (:mod:`model_runtime.code_terms`), resolved to indexed files (boost,
-disambiguation).
+Per file it keeps its BM25 windows (:mod:`model_runtime.bm25`), the names it defines and the
+modules it imports (:mod:`model_runtime.code_terms`), resolved to indexed files.
 
-Retrieval at the cursor (:meth:`RepoIndex.retrieve`): definitions of identifiers used near the
-cursor first (nearest use first, a file the current file imports wins an ambiguous name), then
-the best BM25 window per other file for the lines before the cursor, boosted for recently used
-files and imported files. Never the current file, never a window whose lines are mostly the
-cursor's own text (> :data:`MAX_OWN_SIMILARITY`, llama.vim's rule: "they make the model repeat").
+Retrieval at the cursor (:meth:`RepoIndex.retrieve`): definitions first -- of the annotated
+type of the object before a ``.`` at the cursor (``store: InventoryStore`` ... ``store.``), then
+of names used near the cursor (nearest use first; an imported file wins an ambiguous name; a
+class as its outline, :func:`~model_runtime.snippets.definition_text`), skipping names the lines
+around the cursor bind; a definition in the current file before the prompt's window
+(:func:`~model_runtime.snippets.far_part`) is one too. Then the best BM25 window of another
+file, boosted for recently used and imported files. Never a window mostly made of the cursor's
+own lines (> :data:`MAX_OWN_SIMILARITY`; llama.vim: "they make the model repeat").
 
 Thread-safety: every public method takes the index lock (the watcher thread updates while the
 event loop retrieves).
@@ -20,6 +22,7 @@ event loop retrieves).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -31,15 +34,18 @@ from model_runtime.bm25 import STRIDE_LINES, WINDOW_LINES, ChunkIndex, window_te
 from model_runtime.code_terms import (
     IDENTIFIER,
     KEYWORDS,
+    bound_names,
     definitions,
     identifiers,
     imports,
     module_keys,
+    receiver_type,
 )
 from model_runtime.snippets import (
     IndexedFile,
     Snippet,
-    definition_end,
+    definition_text,
+    far_part,
     line_offsets,
     own_lines,
     own_share,
@@ -69,6 +75,11 @@ RECENT_BOOST = 1.5
 IMPORT_BOOST = 1.5
 MAX_FILE_CHARS = 512_000
 """Larger records are not indexed (the dataset drops files > 512 KB anyway)."""
+MAX_SIMILAR = 1
+"""BM25 windows per prompt, after the definitions. Bundled Qwen, 100 held-out click holes (dev
+set, seed 1; bench/RESULTS.md 2026-12-07), line EM: no context 35.0, four windows 31.2 (the 0.5B
+model copies them: ``SUCCESS`` for ``ABORTED``), definitions only 33.8, + one window 32.5. One
+is kept for code bases with repeated patterns, where copying one is the right answer."""
 
 
 class RepoIndex:
@@ -213,67 +224,80 @@ class RepoIndex:
         language: str | None = None,
         max_snippets: int = 4,
         max_definitions: int = 2,
+        max_similar: int | None = None,
     ) -> list[Snippet]:
-        """Snippets of *other* indexed files for a cursor in ``path``, most relevant first."""
+        """Snippets for a cursor in ``path``, most relevant first: of other indexed files, and
+        of the current file's text out of the prompt's sight (see the module doc)."""
         before = prefix.rsplit("\n", 60)  # only the last lines matter (big files: no full split)
-        query_text = "\n".join(before[-QUERY_LINES:])
-        own = own_lines(before[-60:], suffix.split("\n", 20)[:20])
+        near = before[-60:]  # (before[0] holds all the rest)
+        own = own_lines(near, suffix.split("\n", 20)[:20])
+        in_sight = bound_names(near)  # a name bound again near the cursor needs no old binding
+        far = far_part(prefix, skip=in_sight)
         with self._lock:
             current = self._files.get(path)
             imported = self._imported_files(path, current)
             language = language or (current.language if current is not None else None)
             picked: list[Snippet] = []
             used: set[str] = {path}
-            local = set(current.definitions) if current is not None else set()
-            local |= set(definitions("\n".join(before)))
-            for snippet in self._definition_snippets(path, before[-NEAR_LINES:], imported, local):
+            local = in_sight | (set(current.definitions) if current is not None else set())
+            found = self._definition_snippets(
+                path, before[-NEAR_LINES:], imported, local, far, receiver_type(near)
+            )
+            for snippet in found:
                 if len(picked) >= max_definitions:
                     break
-                if snippet.path in used or own_share(snippet.text, own) > MAX_OWN_SIMILARITY:
-                    continue
-                picked.append(snippet)
-                used.add(snippet.path)
-            for snippet in self._similar(query_text, used, imported, language, own):
-                if len(picked) >= max_snippets:
-                    break
-                picked.append(snippet)
-                used.add(snippet.path)
+                repeated = snippet.path in used and snippet.path != path  # (path: out of sight)
+                if not repeated and own_share(snippet.text, own) <= MAX_OWN_SIMILARITY:
+                    picked.append(snippet)
+                    used.add(snippet.path)
+            query_text = "\n".join(before[-QUERY_LINES:])
+            similar = self._similar(query_text, used, imported, language, own)
+            limit = MAX_SIMILAR if max_similar is None else max_similar
+            picked += itertools.islice(similar, max(0, min(limit, max_snippets - len(picked))))
             return picked
 
     def _imported_files(self, path: str, current: IndexedFile | None) -> set[str]:
-        if current is None:
-            return set()
-        found: set[str] = set()
-        for module in current.imports:
-            found |= self._modules.get(module, set())
-        found.discard(path)
-        return found
+        imports = current.imports if current is not None else ()
+        return {p for module in imports for p in self._modules.get(module, ()) if p != path}
 
     def _definition_snippets(
-        self, path: str, near: Sequence[str], imported: set[str], local: set[str]
+        self,
+        path: str,
+        near: Sequence[str],
+        imported: set[str],
+        local: set[str],
+        far: IndexedFile | None = None,
+        first: Sequence[str] = (),
     ) -> Iterable[Snippet]:
-        """Definitions in other files of the names used near the cursor, nearest use first
-        (``local``: names the current file defines itself, which need no snippet)."""
+        """Definitions of ``first`` (the type of the object before a ``.`` at the cursor) and of
+        the names used near the cursor, nearest use first: in ``far`` (the current file's text
+        before the prompt's window) if defined there, else in other files (``local``: names the
+        current file defines elsewhere, in sight or after the cursor, which need no snippet)."""
         seen: set[str] = set()
-        for line in reversed(near):
-            for name in reversed(IDENTIFIER.findall(line)):
-                if name in seen or name.lower() in KEYWORDS or name in local or len(name) < 3:
-                    continue
-                seen.add(name)
-                owners = self._definitions.get(name)
-                if not owners:
-                    continue
-                candidates = [p for p in owners if p != path]
-                preferred = [p for p in candidates if p in imported]
-                if preferred:
-                    candidates = preferred
-                elif len(candidates) > AMBIGUOUS_DEFINITIONS:
-                    continue
-                for owner in sorted(candidates, key=lambda p: (p not in self._recent, p))[:1]:
-                    info = self._files[owner]
-                    start = owners[owner][0]
-                    end = definition_end(info, start)
-                    yield Snippet(owner, info.lines(start, end), start, "definition", name=name)
+        used = [name for line in reversed(near) for name in reversed(IDENTIFIER.findall(line))]
+        for name in [*first, *used]:
+            if name in seen or name.lower() in KEYWORDS or len(name) < 3:
+                continue
+            seen.add(name)
+            if far is not None and name in far.definitions:
+                start = far.definitions[name][-1]  # the last binding before the window
+                yield Snippet(path, definition_text(far, start), start, "definition", name=name)
+                continue
+            if name in local:
+                continue
+            owners = self._definitions.get(name)
+            if not owners:
+                continue
+            candidates = [p for p in owners if p != path]
+            preferred = [p for p in candidates if p in imported]
+            if preferred:
+                candidates = preferred
+            elif len(candidates) > AMBIGUOUS_DEFINITIONS:
+                continue
+            for owner in sorted(candidates, key=lambda p: (p not in self._recent, p))[:1]:
+                info = self._files[owner]
+                start = owners[owner][0]
+                yield Snippet(owner, definition_text(info, start), start, "definition", name=name)
 
     def _similar(
         self,
@@ -331,23 +355,31 @@ def context_for(
     *,
     language: str | None = None,
     max_snippets: int = 4,
+    max_similar: int | None = None,
 ) -> list[Snippet]:
-    """Snippets for a completion at ``prefix|suffix`` of ``path`` ([] without an index).
-
-    The one call the server, evaluation and the benchmarks share, so all of them put the same
-    context in front of the same cursor.
-    """
+    """Snippets for a completion at ``prefix|suffix`` of ``path`` ([] without an index): the one
+    call the server, evaluation and the benches share, so all put the same context at a cursor."""
     if index is None:
         return []
-    return index.retrieve(path, prefix, suffix, language=language, max_snippets=max_snippets)
+    return index.retrieve(
+        path,
+        prefix,
+        suffix,
+        language=language,
+        max_snippets=max_snippets,
+        max_similar=max_similar,
+    )
 
 
-def with_repo_context(request: Any, index: RepoIndex | None, *, max_snippets: int = 4) -> Any:
+def with_repo_context(
+    request: Any, index: RepoIndex | None, *, max_snippets: int = 4, max_similar: int | None = None
+) -> Any:
     """``request`` (a :class:`model_runtime.engine.CompletionRequest`) with the snippets
     the server would send for its cursor; unchanged without an index.
 
     Evaluation (``codellama-eval``) and the benchmarks call this, so a "repo context on" row
-    measures the prompts users get; "off" is simply not calling it.
+    measures the prompts users get; "off" is simply not calling it. ``max_similar`` other than
+    ``None`` (the server's :data:`MAX_SIMILAR`) is for benchmark ablations.
     """
     import dataclasses
 
@@ -360,5 +392,6 @@ def with_repo_context(request: Any, index: RepoIndex | None, *, max_snippets: in
         request.suffix,
         language=request.language,
         max_snippets=max_snippets,
+        max_similar=max_similar,
     )
     return dataclasses.replace(request, snippets=tuple(snippets), repo_name=index.name)

@@ -9,7 +9,7 @@ text before the cursor, ``line_suffix`` its text after. A completion is inserted
 - :func:`cut_repetition`: a completion caught in a loop (``selfselfself``, the same line again and
   again) is cut after the first copy of the repeated unit, and generation stops.
 - :func:`postprocess`: drop text that repeats the suffix / the next line, drop closing brackets
-  the suffix already supplies (auto-closed by the editor).
+  the suffix already supplies (auto-closed by the editor, or on the next line).
 """
 
 from __future__ import annotations
@@ -248,8 +248,61 @@ def _drop_duplicate_closers(text: str, line_prefix: str, line_suffix: str) -> st
     return text
 
 
+OPEN_BRACKET_LINES = 40
+"""Lines before the cursor whose unclosed brackets count (:func:`_open_brackets`)."""
+
+
+def _open_brackets(text: str) -> list[str]:
+    """The stack of brackets ``text`` leaves open, outside ``'`` / ``"`` strings and ``#``
+    comments on each line (an approximation: multi-line strings are not tracked)."""
+    stack: list[str] = []
+    for line in text.split("\n"):
+        quote = ""
+        for ch in line:
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch in OPENERS:
+                stack.append(ch)
+            elif ch in CLOSERS:
+                if stack and stack[-1] == CLOSERS[ch]:
+                    stack.pop()
+                else:
+                    stack.clear()  # closes something opened before the window: start over
+    return stack
+
+
+def _drop_closers_of_next_line(text: str, prefix: str, suffix: str) -> str:
+    """A one-line completion at the end of a line must not close a bracket that the suffix's
+    next line closes (``os.path.join(`` / ``    a, b|`` / ``)``: the completion ``, c)`` →
+    ``, c``): its trailing closers that leave fewer brackets open than that line's leading
+    closers need are dropped."""
+    line_suffix = suffix.split("\n", 1)[0]
+    if "\n" in text or line_suffix.strip() or not text.rstrip().endswith(tuple(CLOSERS)):
+        return text
+    following = _next_suffix_line(suffix)
+    needed = len(following) - len(following.lstrip("".join(CLOSERS)))
+    if not needed:
+        return text
+    window = prefix.rsplit("\n", OPEN_BRACKET_LINES)
+    before = _open_brackets("\n".join(window[-OPEN_BRACKET_LINES:]))
+    after = _open_brackets("\n".join(window[-OPEN_BRACKET_LINES:]) + text)
+    if len(after) >= needed or len(before) < needed:
+        return text  # enough left open, or the window cannot tell
+    body = text.rstrip()
+    for _ in range(needed - len(after)):
+        if not body.endswith(tuple(CLOSERS)):
+            break
+        body = body[:-1].rstrip()
+    return body
+
+
 def postprocess(text: str, prefix: str, suffix: str) -> str:
-    """Drop text repeating the suffix / next line, and brackets the suffix already closes."""
+    """Drop text repeating the suffix / next line, and brackets the suffix already closes
+    (on the cursor line or, for a line ending at the cursor, on the next line)."""
     if not text:
         return text
     line_prefix, line_suffix = split_cursor_line(prefix, suffix)
@@ -257,4 +310,5 @@ def postprocess(text: str, prefix: str, suffix: str) -> str:
     if "\n" in text:
         text = text.rstrip()
     text = _drop_duplicate_closers(text, line_prefix, line_suffix)
+    text = _drop_closers_of_next_line(text, prefix, suffix)
     return text if text.strip() else ""

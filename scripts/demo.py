@@ -29,7 +29,10 @@ SAMPLE = ROOT / "examples" / "sample_workspace"
 MODEL = "bundled:qwen2.5-coder-0.5b"
 """The bundled default CPU model (a real code model with native FIM tokens)."""
 
-# The file the demo "types" in: a new module of the sample workspace, cursor at the end.
+# The file the demo "types" in: a new module of the sample workspace, cursor at the end. The
+# method to call is defined in another file (inventory/store.py): the model learns its name
+# from the repository context (the outline of InventoryStore, the type of `store`). Without that
+# context the bundled model guesses `log.get(sku)`.
 NEW_FILE = "inventory/audit.py"
 NEW_TEXT = '''"""Audit helpers: compare the event log with the stock levels."""
 
@@ -42,7 +45,9 @@ from inventory.store import InventoryStore
 def shipped_value(store: InventoryStore, sku: str) -> Money:
     """The value of every unit of one SKU shipped so far."""
     units = store.log.total("shipped", sku)
-    return '''
+    item = store.'''
+RIGHT = "get_item(sku)"
+"""The right completion (``InventoryStore.get_item(sku: str) -> Item``)."""
 
 
 def banner(title: str) -> None:
@@ -132,6 +137,7 @@ async def serve_and_tune(
         lines = NEW_TEXT.split("\n")
         position = (len(lines) - 1, len(lines[-1]))
         before = await timed_completion(client, uri, position)
+        print(f"repository context: {_snippet_sources(await client.status())}")
 
         banner("4. Fine-tune on this workspace (codellama.finetune)")
         result = await client.client.workspace_execute_command_async(
@@ -184,6 +190,8 @@ async def timed_completion(client: Any, uri: str, position: tuple[int, int]) -> 
         f"inline completion at {NEW_FILE}:{position[0] + 1} in {(time.perf_counter() - started) * 1000:.0f} ms:"
     )
     print(indent(text or "(empty)"))
+    verdict = "right" if text.strip().startswith(RIGHT) else f"not the expected {RIGHT}"
+    print(f"  ({verdict}: InventoryStore.get_item is defined in inventory/store.py)")
     return text
 
 
@@ -241,6 +249,18 @@ def _status_summary(status: dict[str, Any]) -> dict[str, Any]:
         "latencyP50Ms": status.get("completions", {}).get("latencyP50Ms"),
         "tokensPerSecond": status.get("completions", {}).get("tokensPerSecond"),
     }
+
+
+def _snippet_sources(status: dict[str, Any]) -> str:
+    """Where the last prompt's repository-context snippets came from (``codellama.status``)."""
+    context = status.get("features", {}).get("dataset", {}).get("repoContext", {})
+    snippets = (context.get("lastPrompt") or {}).get("snippets") or []
+    if not snippets:
+        return "none"
+    return ", ".join(
+        f"{s['path']}:{s['lines']} ({s['reason']}{' ' + s['name'] if s.get('name') else ''})"
+        for s in snippets
+    )
 
 
 def indent(text: str) -> str:

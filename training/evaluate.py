@@ -37,12 +37,14 @@ def run_holes(
     on_hole: Callable[[int, int], None] | None = None,
     deadline: float | None = None,
     index: Any = None,
+    max_similar: int | None = None,
 ) -> list[str]:
     """Greedy completions for each hole (block holes get twice the token budget).
 
     With a ``deadline`` (``time.monotonic()`` value) no hole is started after it: the list may
     be shorter than ``holes``. With an ``index`` (:class:`model_runtime.retrieval.RepoIndex`)
-    each prompt gets the repository context the server would send (never the hole's own file).
+    each prompt gets the repository context the server would send (never the hole's own file;
+    ``max_similar``: a benchmark's other cap on BM25 windows, ``None`` the server's).
     """
     from model_runtime.engine import CompletionRequest
     from model_runtime.retrieval import with_repo_context
@@ -59,7 +61,8 @@ def run_holes(
             max_new_tokens=max_new_tokens * (2 if block else 1),
             multiline=block,
         )
-        preds.append(engine.complete(with_repo_context(req, index), cancel).text)
+        request = with_repo_context(req, index, max_similar=max_similar)
+        preds.append(engine.complete(request, cancel).text)
         if on_hole is not None:
             on_hole(i + 1, len(holes))
     return preds
@@ -232,6 +235,7 @@ def evaluate_adapter(
         )
         report.update(backend=backend, engine_errors=engine_errors(engine))
         report["context_tokens"] = engine.context_tokens
+        report["quantize"] = getattr(engine.loaded, "quantize", "none")
         report["token_healing"] = bool(getattr(engine, "heals", engine.token_healing))
     report.update(base_model=base_model, files=len(validation), seed=seed)
     return report
@@ -410,6 +414,7 @@ def engine_options(cfg: EvalConfig) -> dict[str, Any]:
         "endpoint": cfg.endpoint,
         "engine_model": cfg.engine_model,
         "api_key_env": cfg.api_key_env,
+        "quantize": cfg.quantize,
     }
 
 

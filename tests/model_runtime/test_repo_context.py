@@ -11,7 +11,13 @@ import pytest
 from model_runtime.engine import CompletionRequest, Engine, anchor_lines
 from model_runtime.fim import detect_template, encode, encode_infill_text
 from model_runtime.prompt import build_prompt, comment_header
-from model_runtime.retrieval import RepoIndex, Snippet, index_records
+from model_runtime.retrieval import (
+    MAX_SIMILAR,
+    RepoIndex,
+    Snippet,
+    index_records,
+)
+from model_runtime.snippets import LOCAL_WINDOW_CHARS
 
 HELPER = (
     "def frobnicate_widget(widget, scale=2):\n"
@@ -307,3 +313,110 @@ def test_evaluation_requests_get_what_the_server_would_send() -> None:
     assert [s.path for s in with_context.snippets][:1] == ["util.py"]
     assert with_context.repo_name == "ws"
     assert all(s.path != "main.py" for s in with_context.snippets)
+
+
+def test_definitions_out_of_the_prompts_sight_come_from_the_current_file_too() -> None:
+    """A constant at the top of a long module, used near the cursor far below it, is out of the
+    prompt window: its definition is a snippet. A name bound again near the cursor, or defined
+    within sight, gets none; nor does the current file's text near the cursor."""
+    filler = "".join(f"def helper_{n}(value):\n    return value * {n} + 1\n\n" for n in range(120))
+    text = (
+        "import os\n\nRETRY_LIMIT_SECONDS = 995\nSHADOWED_LIMIT = 3\n\n"
+        + filler
+        + "def run(client):\n    SHADOWED_LIMIT = 4\n    if client.wait(RETRY_LIMIT_SECONDS, SHADOWED_LIMIT) == "
+    )
+    assert len(text) > LOCAL_WINDOW_CHARS + 1000
+    index = index_records([{"file_path": "pkg/net.py", "content": text, "language": "python"}])
+    snippets = index.retrieve("pkg/net.py", text, "\n")
+    mine = [s for s in snippets if s.path == "pkg/net.py"]
+    assert [(s.reason, s.name, s.text) for s in mine] == [
+        ("definition", "RETRY_LIMIT_SECONDS", "RETRY_LIMIT_SECONDS = 995\n")
+    ]
+    # The same cursor in a short file: everything is in sight, no snippet of its own.
+    short = "RETRY_LIMIT_SECONDS = 995\n\ndef run(client):\n    client.wait(RETRY_LIMIT_SECONDS"
+    index.set_file("pkg/short.py", short)
+    assert all(s.path != "pkg/short.py" for s in index.retrieve("pkg/short.py", short, ""))
+
+
+STORE = '''"""The store."""
+
+
+class InventoryStore:
+    """Items and their stock levels.
+
+    Longer text that no outline needs.
+    """
+
+    # a comment
+    currency: str = "EUR"
+
+    def __init__(self) -> None:
+        self._items: dict[str, int] = {}
+
+    def get_item(
+        self,
+        sku: str,
+    ) -> int:
+        """Return the item with this SKU."""
+        return self._items[sku]
+
+    @property
+    def size(self) -> int:
+        return len(self._items)
+
+
+def unrelated() -> None:
+    pass
+'''
+
+
+def test_a_class_definition_is_its_outline() -> None:
+    index = index_records([{"file_path": "inv/store.py", "content": STORE}])
+    cursor = "from inv.store import InventoryStore\n\n\ndef f(s: InventoryStore) -> None:\n    s = "
+    snippets = index.retrieve("inv/audit.py", cursor + "InventoryStore", "")
+    assert snippets[0].reason == "definition" and snippets[0].name == "InventoryStore"
+    assert snippets[0].text == (
+        "class InventoryStore:\n"
+        '    """Items and their stock levels. ..."""\n'
+        '    currency: str = "EUR"\n'
+        "    def __init__(self) -> None: ...\n"
+        "    def get_item(self, sku: str) -> int: ...\n"
+        "    @property\n"
+        "    def size(self) -> int: ...\n"
+    )
+
+
+def test_the_type_of_the_object_before_the_dot_comes_first() -> None:
+    index = index_records(
+        [
+            {"file_path": "inv/store.py", "content": STORE},
+            {"file_path": "inv/log.py", "content": "def total(kind, sku):\n    return 0\n"},
+        ]
+    )
+    cursor = (
+        "from inv.store import InventoryStore\n\n\n"
+        "def shipped(store: InventoryStore, sku: str) -> int:\n"
+        "    units = total('shipped', sku)\n"
+        "    item = store."
+    )
+    snippets = index.retrieve("inv/audit.py", cursor, "")
+    assert [(s.name, s.path) for s in snippets[:2]] == [
+        ("InventoryStore", "inv/store.py"),
+        ("total", "inv/log.py"),
+    ]
+    assert "def get_item(self, sku: str) -> int: ..." in snippets[0].text
+    # A name the cursor's own lines bind (units) looks up no definition elsewhere.
+    index.set_file("inv/units.py", "units = 3\n")
+    again = index.retrieve("inv/audit.py", cursor.replace("item = store.", "units"), "")
+    assert all(s.name != "units" for s in again)
+
+
+def test_similar_windows_are_capped_after_the_definitions() -> None:
+    files = [
+        {"file_path": f"m{n}.py", "content": f"def step_{n}(stream):\n    return stream.tokens\n"}
+        for n in range(5)
+    ]
+    index = index_records(files)
+    cursor = "tokens = stream.tokens\nmore = stream.tokens\n"
+    assert len(index.retrieve("c.py", cursor, "")) == MAX_SIMILAR
+    assert len(index.retrieve("c.py", cursor, "", max_similar=3)) == 3

@@ -119,6 +119,15 @@ def test_truncate_stops_a_loop_in_either_mode() -> None:
         # whitespace-only results are dropped; trailing blank lines of blocks too
         ("   ", "x = ", "\n", ""),
         ("\n    a = 1\n\n", "def f():", "\n", "\n    a = 1"),
+        # a bracket the suffix's next line closes is not closed again at the end of the line
+        (", app_name)", 'join(\n    expand("~/x")', "\n)\n", ", app_name"),
+        ("b))", "f(\n    g(a, ", "\n)\n", "b)"),
+        ("c) + 1)", "x = f(\n    y(", "\n    ).z\n", "c) + 1"),
+        # ... but one it opened itself, or one still open after it, is kept
+        ("g(b)", "f(\n    a, ", "\n)\n", "g(b)"),
+        ("b)", "f(g(\n    a, ", "\n)\n", "b)"),
+        ('b, ")"', "f(\n    a, ", "\n)\n", 'b, ")"'),  # a ")" in a string closes nothing
+        ('b, ")")', "f(\n    a, ", "\n)\n", 'b, ")"'),
         # nothing to do
         ("a + b", "x = ", "\n", "a + b"),
         ("", "x", "", ""),

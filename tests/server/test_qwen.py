@@ -6,10 +6,11 @@ are covered by the tiny-model tests.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from server_helpers import StartServer, inline, open_document, wait_for_state
+from server_helpers import StartServer, inline, open_document, status, wait_for_state
 
 pytestmark = pytest.mark.slow
 
@@ -35,3 +36,67 @@ async def test_qwen_completes_a_function_body(start_server: StartServer, tmp_pat
     open_document(client, uri, text)
     completion = await inline(client, uri, 2, 11)
     assert completion.replace(" ", "") == "n%2==0", completion
+
+
+STORE = '''"""The store: the one place that changes stock."""
+
+from __future__ import annotations
+
+
+class Item:
+    """A sellable item."""
+
+    sku: str
+    price: int
+
+
+class InventoryStore:
+    """Items and the log of every stock movement."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Item] = {}
+
+    def add_item(self, item: Item) -> None:
+        """Register a new item."""
+        self._items[item.sku] = item
+
+    def get_item(self, sku: str) -> Item:
+        """Return the item with this SKU."""
+        return self._items[sku]
+
+    def ship(self, sku: str, units: int) -> None:
+        """Ship units of an item."""
+'''
+AUDIT = (
+    '"""Audit helpers."""\n\n'
+    "from store import InventoryStore\n\n\n"
+    "def shipped_value(store: InventoryStore, sku: str, units: int) -> int:\n"
+    '    """The value of the units of one SKU shipped so far."""\n'
+    "    item = store."
+)
+
+
+@pytest.mark.parametrize("profile", ["neovim"])
+async def test_qwen_uses_a_method_defined_in_another_file(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Issue 10's end-to-end case: the right answer (``get_item``) is only in another file of
+    the workspace; the repository context (the outline of the receiver's class) brings it."""
+    (tmp_path / "store.py").write_text(STORE, encoding="utf-8")
+    client = await start_server({"model": QWEN, "maxNewTokens": 16, "debounceMs": 0})
+    report = await wait_for_state(client, "ready", "failed", timeout=900)
+    assert report["model"]["state"] == "ready", report["model"]["error"]
+    deadline = asyncio.get_running_loop().time() + 60
+    while not ((await status(client))["features"]["dataset"]["repoContext"]["index"] or {}).get(
+        "files"
+    ):
+        assert asyncio.get_running_loop().time() < deadline, "the index never held store.py"
+        await asyncio.sleep(0.2)
+    uri = (tmp_path / "audit.py").as_uri()
+    open_document(client, uri, AUDIT)
+    lines = AUDIT.split("\n")
+    completion = await inline(client, uri, len(lines) - 1, len(lines[-1]))
+    last = (await status(client))["features"]["dataset"]["repoContext"]["lastPrompt"]
+    sources = [(s["path"], s.get("name")) for s in last["snippets"]]
+    assert sources[0] == ("store.py", "InventoryStore"), sources
+    assert completion.startswith("get_item(sku)"), completion
