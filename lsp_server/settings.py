@@ -72,7 +72,7 @@ class Settings:
         "auto",
         "Weight-only quantisation of the linear layers for CPU decoding (faster): `auto` (the "
         "measured choice per bundled model served in bf16, none elsewhere: int8 for the bundled "
-        "Qwen, same exact match, 1.6x decode), `none`, `int8`, `int4` (fastest, costs accuracy).",
+        "Qwen, same exact match, 2.4x decode), `none`, `int8`, `int4` (fastest, costs accuracy).",
     )
     trust_remote_code: bool = option(
         False,

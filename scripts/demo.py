@@ -137,7 +137,7 @@ async def serve_and_tune(
         lines = NEW_TEXT.split("\n")
         position = (len(lines) - 1, len(lines[-1]))
         before = await timed_completion(client, uri, position)
-        print(f"repository context: {_snippet_sources(await client.status())}")
+        print(f"repository context of the last prompt: {_snippet_sources(await client.status())}")
 
         banner("4. Fine-tune on this workspace (codellama.finetune)")
         result = await client.client.workspace_execute_command_async(
