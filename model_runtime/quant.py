@@ -140,9 +140,9 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        flat = x.reshape(-1, shape[-1]).to(self.scale.dtype)
-        if flat.shape[0] > MATMUL_ROWS:
+        if x.numel() > MATMUL_ROWS * shape[-1]:  # a prompt chunk: the float layer, no cast
             return self._dense[0](x)
+        flat = x.reshape(-1, shape[-1]).to(self.scale.dtype)
         y = torch._weight_int8pack_mm(flat, self.weight_int8, self.scale)
         if self.bias is not None:
             y = y + self.bias
@@ -196,9 +196,9 @@ class Int4Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        flat = x.reshape(-1, shape[-1]).to(self.scales_zeros.dtype)
-        if flat.shape[0] > MATMUL_ROWS:
+        if x.numel() > MATMUL_ROWS * shape[-1]:  # a prompt chunk: the float layer, no cast
             return self._dense[0](x)
+        flat = x.reshape(-1, shape[-1]).to(self.scales_zeros.dtype)
         y = torch._weight_int4pack_mm_for_cpu(flat, self.packed, self.group, self.scales_zeros)
         if self.bias is not None:
             y = y + self.bias

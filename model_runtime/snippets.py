@@ -154,11 +154,10 @@ def definition_text(info: IndexedFile, start: int) -> str:
             if in_docstring and len(kept) == 2 and kept[1] is line:
                 kept[1] = line.rstrip() + ' ..."""\n' if quote.endswith('"') else line
             continue
-        elif not stripped.startswith("#"):
-            kept.append(line)  # a field, a decorator, a nested class header
-            continue
         else:
-            continue  # comments
+            if not stripped.startswith("#"):  # a field, a decorator, a nested class header
+                kept.append(line)
+            continue
         if signature[-1].rstrip().endswith(":"):
             pieces = [piece.strip() for piece in signature]
             joined = signature[0].rstrip()

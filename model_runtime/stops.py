@@ -287,9 +287,8 @@ def _drop_closers_of_next_line(text: str, prefix: str, suffix: str) -> str:
     needed = len(following) - len(following.lstrip("".join(CLOSERS)))
     if not needed:
         return text
-    window = prefix.rsplit("\n", OPEN_BRACKET_LINES)
-    before = _open_brackets("\n".join(window[-OPEN_BRACKET_LINES:]))
-    after = _open_brackets("\n".join(window[-OPEN_BRACKET_LINES:]) + text)
+    recent = "\n".join(prefix.rsplit("\n", OPEN_BRACKET_LINES)[-OPEN_BRACKET_LINES:])
+    before, after = _open_brackets(recent), _open_brackets(recent + text)
     if len(after) >= needed or len(before) < needed:
         return text  # enough left open, or the window cannot tell
     body = text.rstrip()

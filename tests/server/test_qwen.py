@@ -6,10 +6,10 @@ are covered by the tiny-model tests.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
+from lsp_harness import poll_status
 from server_helpers import StartServer, inline, open_document, status, wait_for_state
 
 pytestmark = pytest.mark.slow
@@ -86,12 +86,12 @@ async def test_qwen_uses_a_method_defined_in_another_file(
     client = await start_server({"model": QWEN, "maxNewTokens": 16, "debounceMs": 0})
     report = await wait_for_state(client, "ready", "failed", timeout=900)
     assert report["model"]["state"] == "ready", report["model"]["error"]
-    deadline = asyncio.get_running_loop().time() + 60
-    while not ((await status(client))["features"]["dataset"]["repoContext"]["index"] or {}).get(
-        "files"
-    ):
-        assert asyncio.get_running_loop().time() < deadline, "the index never held store.py"
-        await asyncio.sleep(0.2)
+    await poll_status(
+        client,
+        lambda r: bool((r["features"]["dataset"]["repoContext"]["index"] or {}).get("files")),
+        timeout=60,
+        waiting_for="the index to hold store.py",
+    )
     uri = (tmp_path / "audit.py").as_uri()
     open_document(client, uri, AUDIT)
     lines = AUDIT.split("\n")
